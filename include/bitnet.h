@@ -1,0 +1,364 @@
+/*
+ * bitnet.h — the public C API of BitNet.c, an inference engine for BitNet b1.58 (ternary) models.
+ *
+ * Conventions
+ *   - Objects are opaque handles made by *_init / *_load / *_open and released by the matching
+ *     *_free.  Passing NULL to a *_free function does nothing.
+ *   - Functions that can fail return a bitnet_status.  On failure, bitnet_last_error() gives a
+ *     readable message for the calling thread (valid until that thread's next failing call).
+ *   - The library never prints, never exits and never aborts on bad input.
+ *   - Every object may be used by one thread at a time.  A bitnet_model is read-only after
+ *     loading and may be shared by any number of contexts on any threads.
+ *   - Strings are UTF-8.  Text returned in buffers is NUL-terminated unless a length is returned.
+ *
+ * The smallest program:
+ *
+ *     bitnet_model *m;
+ *     if (bitnet_model_load("model.gguf", NULL, &m) != BITNET_OK) {
+ *         fprintf(stderr, "%s\n", bitnet_last_error());
+ *         return 1;
+ *     }
+ *     char *text = bitnet_generate(m, "In the beginning", NULL);
+ *     if (text) puts(text);
+ *     bitnet_free_string(text);
+ *     bitnet_model_free(m);
+ */
+#ifndef BITNET_H
+#define BITNET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(BITNET_BUILDING_LIBRARY)
+#define BITNET_API __declspec(dllexport)
+#elif defined(__GNUC__) || defined(__clang__)
+#define BITNET_API __attribute__((visibility("default")))
+#else
+#define BITNET_API
+#endif
+
+#define BITNET_VERSION_MAJOR 0
+#define BITNET_VERSION_MINOR 1
+#define BITNET_VERSION_PATCH 0
+
+/* ============================================================================================
+ * Status and errors
+ * ============================================================================================ */
+
+typedef enum bitnet_status {
+    BITNET_OK = 0,
+    BITNET_ERR_INVALID_ARG = 1, /* a bad argument (NULL where not allowed, out-of-range option) */
+    BITNET_ERR_IO = 2,          /* a file could not be opened, read or written */
+    BITNET_ERR_FORMAT = 3,      /* a file or text is malformed; the message says where */
+    BITNET_ERR_NOMEM = 4,       /* out of memory */
+    BITNET_ERR_UNSUPPORTED = 5, /* valid input using something this version does not support */
+    BITNET_ERR_RANGE = 6,       /* a size or index out of range, e.g. the context is full */
+    BITNET_ERR_NOT_FOUND = 7,   /* a key, tensor or token that was asked for is absent */
+    BITNET_ERR_CANCELLED = 8,   /* a callback asked to stop */
+    BITNET_ERR_STATE = 9,       /* the object is not in a state that allows this call */
+    BITNET_ERR_INTERNAL = 10    /* a bug in the library: please report it */
+} bitnet_status;
+
+/* The message of the last failure on this thread ("" if none). */
+BITNET_API const char *bitnet_last_error(void);
+/* A short constant description of a status code. */
+BITNET_API const char *bitnet_status_string(bitnet_status status);
+/* "0.1.0" */
+BITNET_API const char *bitnet_version(void);
+
+/* ============================================================================================
+ * System: what the library detected and chose on this machine
+ * ============================================================================================ */
+
+typedef struct bitnet_system_info {
+    char kernels[16];       /* implementation in use: "ref", "avx2", "avx512", "neon", "wasm" */
+    char cpu_features[128]; /* space-separated, e.g. "avx2 fma f16c" */
+    int n_cores_physical;
+    int n_cores_logical;
+} bitnet_system_info;
+
+BITNET_API bitnet_status bitnet_system_info_get(bitnet_system_info *info);
+
+/* ============================================================================================
+ * GGUF inspection (used by `bitnet info`): read any GGUF v2/v3 file's metadata and tensor table
+ * without loading a model.  The file is validated completely when opened.
+ * ============================================================================================ */
+
+typedef struct bitnet_gguf bitnet_gguf;
+
+/* Metadata value types, numbered as in the GGUF specification. */
+typedef enum bitnet_gguf_type {
+    BITNET_GGUF_UINT8 = 0,
+    BITNET_GGUF_INT8 = 1,
+    BITNET_GGUF_UINT16 = 2,
+    BITNET_GGUF_INT16 = 3,
+    BITNET_GGUF_UINT32 = 4,
+    BITNET_GGUF_INT32 = 5,
+    BITNET_GGUF_FLOAT32 = 6,
+    BITNET_GGUF_BOOL = 7,
+    BITNET_GGUF_STRING = 8,
+    BITNET_GGUF_ARRAY = 9,
+    BITNET_GGUF_UINT64 = 10,
+    BITNET_GGUF_INT64 = 11,
+    BITNET_GGUF_FLOAT64 = 12
+} bitnet_gguf_type;
+
+/* A metadata value: a scalar, a string or an array (possibly of arrays). */
+typedef struct bitnet_gguf_value {
+    bitnet_gguf_type type;
+    uint64_t u;          /* unsigned integers and BOOL */
+    int64_t i;           /* signed integers */
+    double f;            /* FLOAT32 / FLOAT64 */
+    const char *str;     /* STRING: not NUL-terminated */
+    uint64_t str_len;
+    bitnet_gguf_type elem_type; /* ARRAY */
+    uint64_t n_elem;            /* ARRAY */
+    const void *internal_;      /* do not touch */
+} bitnet_gguf_value;
+
+typedef struct bitnet_gguf_tensor_info {
+    const char *name; /* not NUL-terminated */
+    uint64_t name_len;
+    uint32_t type;        /* ggml type id */
+    const char *type_name;/* "I2_S", "F16", ... or NULL if unknown */
+    uint32_t n_dims;
+    int64_t ne[4];        /* ne[0] = row length; unused = 1 */
+    uint64_t offset;      /* from the start of the data section */
+    uint64_t nbytes;
+} bitnet_gguf_tensor_info;
+
+BITNET_API bitnet_status bitnet_gguf_open(const char *path, bitnet_gguf **out);
+BITNET_API void bitnet_gguf_free(bitnet_gguf *g);
+BITNET_API uint32_t bitnet_gguf_version(const bitnet_gguf *g);
+BITNET_API uint32_t bitnet_gguf_alignment(const bitnet_gguf *g);
+BITNET_API uint64_t bitnet_gguf_file_size(const bitnet_gguf *g);
+BITNET_API int64_t bitnet_gguf_kv_count(const bitnet_gguf *g);
+/* Key i (0 <= i < kv_count), NUL-terminated copy owned by g. */
+BITNET_API const char *bitnet_gguf_kv_key(const bitnet_gguf *g, int64_t i);
+BITNET_API bitnet_status bitnet_gguf_kv_value(const bitnet_gguf *g, int64_t i, bitnet_gguf_value *out);
+/* Index of a key, or -1. */
+BITNET_API int64_t bitnet_gguf_kv_find(const bitnet_gguf *g, const char *key);
+/* Element j of an array value. */
+BITNET_API bitnet_status bitnet_gguf_array_get(const bitnet_gguf_value *array, uint64_t j, bitnet_gguf_value *out);
+BITNET_API int64_t bitnet_gguf_tensor_count(const bitnet_gguf *g);
+BITNET_API bitnet_status bitnet_gguf_tensor_info_get(const bitnet_gguf *g, int64_t i, bitnet_gguf_tensor_info *out);
+/* Name of a ggml tensor type id ("I2_S"), or NULL. */
+BITNET_API const char *bitnet_type_name(uint32_t type);
+
+/* ============================================================================================
+ * Models
+ * ============================================================================================ */
+
+typedef struct bitnet_model bitnet_model;
+typedef struct bitnet_tokenizer bitnet_tokenizer;
+typedef int32_t bitnet_token;
+
+/* How the Llama-3 vocabulary splits text before BPE. */
+typedef enum bitnet_pretokenizer {
+    BITNET_PRETOK_AUTO = 0,   /* the file's tokenizer.ggml.pre; Llama-3 vocabulary without it: LLAMA3 */
+    BITNET_PRETOK_LLAMA3 = 1, /* what BitNet 2B-4T was trained with */
+    BITNET_PRETOK_GPT2 = 2,
+    BITNET_PRETOK_DEFAULT = 3 /* bitnet.cpp's fallback when the key is missing (reproduces its ids) */
+} bitnet_pretokenizer;
+
+typedef struct bitnet_model_params {
+    bitnet_pretokenizer pretokenizer;
+    bool prefetch; /* ask the OS to read the whole file ahead (default true) */
+} bitnet_model_params;
+
+BITNET_API void bitnet_model_params_default(bitnet_model_params *p);
+/* Loads a GGUF model (or, when built with Hugging Face support, a model directory).
+ * params may be NULL for defaults. */
+BITNET_API bitnet_status bitnet_model_load(const char *path, const bitnet_model_params *params, bitnet_model **out);
+BITNET_API void bitnet_model_free(bitnet_model *m);
+
+typedef struct bitnet_model_info {
+    char arch[32];        /* "bitnet-b1.58", "bitnet", "llama" */
+    char name[64];        /* general.name */
+    int n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff, head_dim;
+    float rope_theta, norm_eps;
+    uint32_t weight_type; /* ggml type of the layers' linear weights */
+    uint32_t embd_type;   /* ggml type of token_embd */
+    uint32_t head_type;   /* ggml type of the output head (== embd_type when tied) */
+    bool tied_embeddings;
+    uint64_t n_params;    /* parameters in all tensors */
+    uint64_t file_bytes;  /* size of the model file */
+    uint64_t weight_bytes;/* bytes of tensor data */
+} bitnet_model_info;
+
+BITNET_API bitnet_status bitnet_model_info_get(const bitnet_model *m, bitnet_model_info *info);
+/* The model's tokenizer (owned by the model). */
+BITNET_API const bitnet_tokenizer *bitnet_model_tokenizer(const bitnet_model *m);
+
+/* ============================================================================================
+ * Tokenizer
+ * ============================================================================================ */
+
+/* Loads a standalone tokenizer from a GGUF file (model or vocab-only), a Hugging Face
+ * tokenizer.json, or a tiktoken-format file of "base64 rank" lines (BitNet's tokenizer.model). */
+BITNET_API bitnet_status bitnet_tokenizer_load(const char *path, bitnet_pretokenizer pretok, bitnet_tokenizer **out);
+BITNET_API void bitnet_tokenizer_free(bitnet_tokenizer *t);
+
+enum {
+    BITNET_TOKENIZE_ADD_BOS = 1 << 0,      /* prepend BOS if the vocabulary wants it (add_bos_token) */
+    BITNET_TOKENIZE_NO_BOS = 1 << 1,       /* never prepend BOS */
+    BITNET_TOKENIZE_PARSE_SPECIAL = 1 << 2 /* recognise special-token text like "<|eot_id|>" */
+};
+
+/* Tokenizes text[0..len).  Writes up to cap ids; *n_tokens gets the full count.  Returns
+ * BITNET_ERR_RANGE (with *n_tokens set) when cap is too small, so callers can retry. */
+BITNET_API bitnet_status bitnet_tokenize(const bitnet_tokenizer *t, const char *text, size_t len, int flags,
+                                         bitnet_token *tokens, size_t cap, size_t *n_tokens);
+/* The text of one token: raw bytes (may be part of a UTF-8 sequence).  special: render control
+ * tokens such as <|eot_id|>; otherwise they give "". */
+BITNET_API bitnet_status bitnet_token_bytes(const bitnet_tokenizer *t, bitnet_token id, bool special,
+                                            const char **bytes, size_t *len);
+/* Detokenizes ids into valid UTF-8 (invalid bytes become U+FFFD).  Returns a malloc'd string;
+ * free it with bitnet_free_string.  NULL on failure. */
+BITNET_API char *bitnet_detokenize(const bitnet_tokenizer *t, const bitnet_token *ids, size_t n, bool special);
+BITNET_API int32_t bitnet_tokenizer_n_vocab(const bitnet_tokenizer *t);
+BITNET_API bitnet_token bitnet_tokenizer_bos(const bitnet_tokenizer *t); /* -1 if none */
+BITNET_API bitnet_token bitnet_tokenizer_eos(const bitnet_tokenizer *t);
+BITNET_API bitnet_token bitnet_tokenizer_eot(const bitnet_tokenizer *t);
+BITNET_API bool bitnet_tokenizer_is_eog(const bitnet_tokenizer *t, bitnet_token id);
+
+/* Streaming detokenizer: emits only complete UTF-8; safe for printing token by token. */
+typedef struct bitnet_detokenizer bitnet_detokenizer;
+BITNET_API bitnet_status bitnet_detokenizer_init(const bitnet_tokenizer *t, bool special, bitnet_detokenizer **out);
+BITNET_API void bitnet_detokenizer_free(bitnet_detokenizer *d);
+/* Appends the text for id (possibly nothing yet) to out[0..cap); *len gets the bytes written.
+ * A cap of 256 always suffices. */
+BITNET_API bitnet_status bitnet_detokenizer_push(bitnet_detokenizer *d, bitnet_token id, char *out, size_t cap,
+                                                 size_t *len);
+BITNET_API bitnet_status bitnet_detokenizer_flush(bitnet_detokenizer *d, char *out, size_t cap, size_t *len);
+
+/* ============================================================================================
+ * Chat formats
+ * ============================================================================================ */
+
+typedef struct bitnet_chat_message {
+    const char *role;    /* "system", "user", "assistant" */
+    const char *content;
+} bitnet_chat_message;
+
+/* Formats messages as the model expects.  template_name: NULL = recognise the model's
+ * tokenizer.chat_template; or "bitnet", "llama3", "chatml".  add_assistant: end with the prompt
+ * for the assistant's reply.  *out is malloc'd (bitnet_free_string). */
+BITNET_API bitnet_status bitnet_chat_format(const bitnet_model *m, const char *template_name,
+                                            const bitnet_chat_message *msgs, size_t n_msgs, bool add_assistant,
+                                            char **out);
+/* The name of the format bitnet_chat_format would pick for this model with template_name NULL. */
+BITNET_API const char *bitnet_chat_template_name(const bitnet_model *m);
+
+/* ============================================================================================
+ * Contexts: a KV cache and scratch space for evaluating tokens with a model
+ * ============================================================================================ */
+
+typedef struct bitnet_context bitnet_context;
+
+typedef enum bitnet_kv_type { BITNET_KV_F16 = 0, BITNET_KV_F32 = 1 } bitnet_kv_type;
+
+typedef struct bitnet_context_params {
+    int n_ctx;      /* tokens the KV cache holds; 0 = the model's context, capped at 4096 */
+    int n_threads;  /* 0 = the number of physical cores */
+    int n_batch;    /* most tokens evaluated per forward pass (default 512) */
+    bitnet_kv_type kv_type;
+} bitnet_context_params;
+
+BITNET_API void bitnet_context_params_default(bitnet_context_params *p);
+BITNET_API bitnet_status bitnet_context_init(bitnet_model *m, const bitnet_context_params *params,
+                                             bitnet_context **out);
+BITNET_API void bitnet_context_free(bitnet_context *c);
+BITNET_API int bitnet_context_n_ctx(const bitnet_context *c);
+/* Tokens currently in the KV cache. */
+BITNET_API int bitnet_context_pos(const bitnet_context *c);
+/* Forgets everything after the first n tokens (n <= pos), e.g. to reuse a shared prefix. */
+BITNET_API bitnet_status bitnet_context_truncate(bitnet_context *c, int n);
+
+/* Evaluates n tokens at the current position (split into passes of n_batch).  With all_logits,
+ * logits for every token are kept; otherwise only the last token's.  BITNET_ERR_RANGE if the
+ * context would overflow (nothing is evaluated then). */
+BITNET_API bitnet_status bitnet_eval(bitnet_context *c, const bitnet_token *tokens, int n, bool all_logits);
+/* Logits of token i of the last bitnet_eval (i = -1: the last token).  n_vocab floats, owned by
+ * the context, valid until the next eval.  NULL if not kept. */
+BITNET_API const float *bitnet_get_logits(const bitnet_context *c, int i);
+
+/* ============================================================================================
+ * Sampling
+ * ============================================================================================ */
+
+typedef struct bitnet_sampler bitnet_sampler;
+
+typedef struct bitnet_sampler_params {
+    float temperature;       /* <= 0: greedy (default 0.8) */
+    int top_k;               /* 0: off (default 40) */
+    float top_p;             /* 1: off (default 0.95) */
+    float min_p;             /* 0: off (default 0.05) */
+    float repeat_penalty;    /* 1: off (default 1.0) */
+    int repeat_last_n;       /* tokens the penalties look back over (default 64) */
+    float presence_penalty;  /* 0: off */
+    float frequency_penalty; /* 0: off */
+    uint64_t seed;           /* same seed, same output */
+} bitnet_sampler_params;
+
+BITNET_API void bitnet_sampler_params_default(bitnet_sampler_params *p);
+/* Validates the parameters (BITNET_ERR_INVALID_ARG with a message naming the bad one). */
+BITNET_API bitnet_status bitnet_sampler_init(const bitnet_sampler_params *p, bitnet_sampler **out);
+BITNET_API void bitnet_sampler_free(bitnet_sampler *s);
+/* Picks a token from n_vocab logits (not modified). */
+BITNET_API bitnet_token bitnet_sampler_sample(bitnet_sampler *s, const float *logits, int n_vocab);
+/* Records a token in the penalty history (prompt tokens and generated ones). */
+BITNET_API void bitnet_sampler_accept(bitnet_sampler *s, bitnet_token t);
+BITNET_API void bitnet_sampler_reset(bitnet_sampler *s);
+
+/* ============================================================================================
+ * Generation
+ * ============================================================================================ */
+
+typedef struct bitnet_generate_params {
+    int max_tokens;            /* default 128 */
+    bitnet_sampler_params sampling;
+    const char *const *stop;   /* strings that end generation (not included in the output) */
+    size_t n_stop;
+    bool add_bos;              /* default true (when the vocabulary wants it) */
+    bool parse_special;        /* recognise special-token text in the prompt (default false) */
+    int n_ctx, n_threads;      /* for bitnet_generate's own context (0 = defaults) */
+} bitnet_generate_params;
+
+typedef enum bitnet_finish_reason {
+    BITNET_FINISH_STOP = 0,   /* end-of-generation token or stop string */
+    BITNET_FINISH_LENGTH = 1, /* max_tokens reached or the context is full */
+    BITNET_FINISH_CANCELLED = 2
+} bitnet_finish_reason;
+
+typedef struct bitnet_generate_stats {
+    int n_prompt, n_generated;
+    double prompt_seconds, gen_seconds;
+    bitnet_finish_reason finish;
+} bitnet_generate_stats;
+
+/* Called with each new piece of text (complete UTF-8, possibly empty for a token that completes
+ * nothing yet); return false to stop. */
+typedef bool (*bitnet_token_callback)(void *user, bitnet_token id, const char *text, size_t len);
+
+BITNET_API void bitnet_generate_params_default(bitnet_generate_params *p);
+/* Appends the prompt to the context's KV cache, then samples up to max_tokens, calling cb for
+ * each.  Text that could still become a stop string is held back until it cannot. */
+BITNET_API bitnet_status bitnet_generate_stream(bitnet_context *c, bitnet_sampler *s, const char *prompt,
+                                                const bitnet_generate_params *p, bitnet_token_callback cb,
+                                                void *user, bitnet_generate_stats *stats);
+/* One call: a fresh context, sampler and generation.  Returns the generated text (malloc'd;
+ * bitnet_free_string), or NULL with bitnet_last_error() set.  params may be NULL. */
+BITNET_API char *bitnet_generate(bitnet_model *m, const char *prompt, const bitnet_generate_params *params);
+BITNET_API void bitnet_free_string(char *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BITNET_H */

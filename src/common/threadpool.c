@@ -1,0 +1,191 @@
+#include "common/threadpool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "common/mem.h"
+
+/* Workers spin briefly on the generation counter (a matmul is often only tens of microseconds,
+ * so sleeping between ops would dominate), then fall back to a condition variable. */
+#define BN_SPIN_ITERS 20000
+
+struct bn_threadpool {
+    int n;
+    pthread_t *threads;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_work;
+    pthread_cond_t cv_done;
+    atomic_uint generation;
+    atomic_int pending;
+    atomic_int stop;
+    bn_task_fn fn;
+    void *arg;
+};
+
+typedef struct {
+    bn_threadpool *tp;
+    int ith;
+} worker_arg;
+
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ __volatile__("pause");
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static void *worker_main(void *p)
+{
+    worker_arg wa = *(worker_arg *)p;
+    bn_free(p);
+    bn_threadpool *tp = wa.tp;
+    unsigned seen = 0; /* the generation at creation: a run may start before this thread does */
+    for (;;) {
+        int spins = 0;
+        while (atomic_load_explicit(&tp->generation, memory_order_acquire) == seen && !atomic_load(&tp->stop)) {
+            if (++spins < BN_SPIN_ITERS) {
+                cpu_relax();
+                continue;
+            }
+            pthread_mutex_lock(&tp->mu);
+            while (atomic_load(&tp->generation) == seen && !atomic_load(&tp->stop))
+                pthread_cond_wait(&tp->cv_work, &tp->mu);
+            pthread_mutex_unlock(&tp->mu);
+        }
+        if (atomic_load(&tp->stop)) break;
+        seen = atomic_load(&tp->generation);
+        tp->fn(tp->arg, wa.ith, tp->n);
+        if (atomic_fetch_sub_explicit(&tp->pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&tp->mu);
+            pthread_cond_signal(&tp->cv_done);
+            pthread_mutex_unlock(&tp->mu);
+        }
+    }
+    return NULL;
+}
+
+bn_status bn_threadpool_init(bn_threadpool **out, int n_threads)
+{
+    *out = NULL;
+    if (n_threads < 1 || n_threads > 1024) return bn_error(BN_ERR_INVALID_ARG, "thread count %d is not in 1..1024", n_threads);
+    bn_threadpool *tp = bn_calloc(1, sizeof *tp);
+    if (!tp) return BN_ERR_NOMEM;
+    tp->n = n_threads;
+    pthread_mutex_init(&tp->mu, NULL);
+    pthread_cond_init(&tp->cv_work, NULL);
+    pthread_cond_init(&tp->cv_done, NULL);
+    atomic_init(&tp->generation, 0);
+    atomic_init(&tp->pending, 0);
+    atomic_init(&tp->stop, 0);
+    if (n_threads > 1) {
+        tp->threads = bn_calloc((size_t)n_threads, sizeof(pthread_t));
+        if (!tp->threads) {
+            bn_threadpool_free(tp);
+            return BN_ERR_NOMEM;
+        }
+        for (int i = 1; i < n_threads; i++) {
+            worker_arg *wa = bn_malloc(sizeof *wa);
+            if (!wa) {
+                tp->n = i;
+                bn_threadpool_free(tp);
+                return BN_ERR_NOMEM;
+            }
+            wa->tp = tp;
+            wa->ith = i;
+            int rc = pthread_create(&tp->threads[i], NULL, worker_main, wa);
+            if (rc != 0) {
+                bn_free(wa);
+                tp->n = i;
+                bn_threadpool_free(tp);
+                return bn_error(BN_ERR_NOMEM, "cannot start thread %d: %s", i, strerror(rc));
+            }
+        }
+    }
+    *out = tp;
+    return BN_OK;
+}
+
+void bn_threadpool_free(bn_threadpool *tp)
+{
+    if (!tp) return;
+    if (tp->threads) {
+        pthread_mutex_lock(&tp->mu);
+        atomic_store(&tp->stop, 1);
+        pthread_cond_broadcast(&tp->cv_work);
+        pthread_mutex_unlock(&tp->mu);
+        for (int i = 1; i < tp->n; i++) pthread_join(tp->threads[i], NULL);
+        bn_free(tp->threads);
+    }
+    pthread_mutex_destroy(&tp->mu);
+    pthread_cond_destroy(&tp->cv_work);
+    pthread_cond_destroy(&tp->cv_done);
+    bn_free(tp);
+}
+
+int bn_threadpool_size(const bn_threadpool *tp) { return tp ? tp->n : 1; }
+
+void bn_threadpool_run(bn_threadpool *tp, bn_task_fn fn, void *arg)
+{
+    if (!tp || tp->n == 1) {
+        fn(arg, 0, 1);
+        return;
+    }
+    tp->fn = fn;
+    tp->arg = arg;
+    atomic_store(&tp->pending, tp->n - 1);
+    pthread_mutex_lock(&tp->mu);
+    atomic_fetch_add_explicit(&tp->generation, 1, memory_order_release);
+    pthread_cond_broadcast(&tp->cv_work);
+    pthread_mutex_unlock(&tp->mu);
+    fn(arg, 0, tp->n);
+    int spins = 0;
+    while (atomic_load_explicit(&tp->pending, memory_order_acquire) > 0) {
+        if (++spins < BN_SPIN_ITERS) {
+            cpu_relax();
+            continue;
+        }
+        pthread_mutex_lock(&tp->mu);
+        while (atomic_load(&tp->pending) > 0) pthread_cond_wait(&tp->cv_done, &tp->mu);
+        pthread_mutex_unlock(&tp->mu);
+    }
+}
+
+int bn_cpu_count_logical(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n >= 1 ? (int)n : 1;
+}
+
+int bn_cpu_count_physical(void)
+{
+    /* Linux: count distinct (physical id, core id) pairs; elsewhere assume no SMT. */
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    int logical = bn_cpu_count_logical();
+    if (!f) return logical;
+    char line[256];
+    int phys = -1, core = -1, n = 0;
+    int seen[1024][2];
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "physical id : %d", &phys) == 1) continue;
+        if (sscanf(line, "core id : %d", &core) == 1) {
+            int dup = 0;
+            for (int i = 0; i < n; i++)
+                if (seen[i][0] == phys && seen[i][1] == core) dup = 1;
+            if (!dup && n < 1024) {
+                seen[n][0] = phys;
+                seen[n][1] = core;
+                n++;
+            }
+        }
+    }
+    fclose(f);
+    return n >= 1 && n <= logical ? n : logical;
+}

@@ -1,0 +1,48 @@
+/* Weight formats: decoding, encoding and activation quantisation.  Pure functions over buffers;
+ * no threads, no models.  See ../shared/spec/bitnet-format.md sections 3 and 5.
+ *
+ * Ternary formats: I2_S (bitnet.cpp x86 layout, per-tensor float32 scale), TQ1_0, TQ2_0 (ggml,
+ * 256-element blocks with an fp16 scale).  Float formats: F32, F16, BF16, Q8_0; Q6_K (decode only
+ * is required; encode is optional). */
+#ifndef BN_QUANT_QUANT_H
+#define BN_QUANT_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/status.h"
+#include "gguf/types.h"
+
+/* Dequantize n elements (a whole number of blocks; for I2_S a whole tensor of n elements,
+ * whose scale sits after the packed bytes) to float. */
+bn_status bn_dequantize(uint32_t type, const void *src, int64_t n, float *dst);
+/* Dequantize row r of a [rows x ne0] tensor (I2_S uses the tensor's scale, passed in). */
+bn_status bn_dequantize_row(uint32_t type, const void *tensor_data, int64_t ne0, int64_t r, float i2s_scale,
+                            float *dst);
+
+/* Reads the per-tensor scale of an I2_S tensor of n elements (the float at byte n/4). */
+float bn_i2s_scale(const void *data, int64_t n);
+
+/* Quantize a float tensor [rows x ne0] into `type` (dst has bn_type_tensor_nbytes bytes).
+ * Ternary types: the input is expected to be already ternary up to a scale (as bitnet.cpp's I2_S
+ * quantizer assumes); I2_S follows bitnet.cpp exactly (scale = max|w| over the whole tensor,
+ * code 1 when |w| < 1e-6, else sign). */
+bn_status bn_quantize(uint32_t type, const float *src, int64_t rows, int64_t ne0, void *dst);
+
+/* Absmean ternarisation (BitNet b1.58): scale = max(mean|W|, 1e-5); t = clamp(round(W/scale), -1, 1).
+ * Writes codes in {-1,0,1} (rows*ne0 of them) and returns the scale. */
+float bn_ternarize_absmean(const float *w, int64_t n, int8_t *t);
+
+/* Ternary values and scales of a ternary tensor: t[i] in {-1,0,+1}; for I2_S one scale
+ * (scales[0]); for TQ1_0/TQ2_0 one scale per 256-element block. */
+bn_status bn_ternary_decode(uint32_t type, const void *src, int64_t n, int8_t *t, float *scales);
+/* Packs ternary values with scales (as above) into a ternary type. */
+bn_status bn_ternary_encode(uint32_t type, const int8_t *t, const float *scales, int64_t n, void *dst);
+
+/* Per-row int8 activation quantisation (the I2_S matmul input), exactly as bitnet.cpp:
+ *   amax = max(1e-5, max|x|) in double; s = (float)(127/amax);
+ *   q = clamp(round_half_even((float)(x*s)), -128, 127);  sum = sum(q).
+ * Returns s (the divisor that undoes the scaling). */
+float bn_quantize_act_i8(const float *x, int64_t n, int8_t *q, int32_t *sum);
+
+#endif

@@ -1,0 +1,31 @@
+/* The bitnet command-line program: one file per subcommand (cmd_<name>.c), each exporting
+ * int cmd_<name>(int argc, char **argv) with argv[0] = the subcommand name.  Exit codes:
+ * 0 success, 1 failure (message on stderr), 2 bad usage. */
+#ifndef BITNET_CLI_H
+#define BITNET_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_gen_model(int argc, char **argv);
+int cmd_download(int argc, char **argv);
+
+/* Shared helpers (cli_util.c). */
+/* Prints "bitnet: <what>: <bitnet_last_error()>" to stderr and returns 1. */
+int cli_fail(const char *what);
+/* Parses an int/float option value; prints an error naming the option and returns false if bad. */
+bool cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);
+bool cli_parse_float(const char *opt, const char *s, double *out);
+/* Reads a whole file (or stdin for "-") into a NUL-terminated malloc'd buffer. */
+char *cli_read_file(const char *path, size_t *len);
+/* The bundled model (models/bitnet-kjv-tiny.gguf) next to the install prefix or the source tree;
+ * NULL if not found.  Static storage. */
+const char *cli_default_model(void);
+
+#endif

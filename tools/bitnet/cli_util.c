@@ -1,0 +1,99 @@
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bitnet.h"
+#include "cli.h"
+
+int cli_fail(const char *what)
+{
+    fprintf(stderr, "bitnet: %s: %s\n", what, bitnet_last_error());
+    return 1;
+}
+
+bool cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || !*s || *end || errno || v < lo || v > hi) {
+        fprintf(stderr, "bitnet: %s expects an integer in %ld..%ld, got '%s'\n", opt, lo, hi, s ? s : "");
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_parse_float(const char *opt, const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = s ? strtod(s, &end) : 0;
+    if (!s || !*s || *end || errno || v != v) {
+        fprintf(stderr, "bitnet: %s expects a number, got '%s'\n", opt, s ? s : "");
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+char *cli_read_file(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) {
+        fprintf(stderr, "bitnet: cannot open '%s': %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (n < cap) break;
+        char *nb = realloc(buf, cap * 2 + 1);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    if (f != stdin) fclose(f);
+    if (!buf) {
+        fprintf(stderr, "bitnet: out of memory reading '%s'\n", path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}
+
+const char *cli_default_model(void)
+{
+    static char found[PATH_MAX];
+    static const char *rel[] = {
+        "/../share/bitnet/models/bitnet-kjv-tiny.gguf", /* installed: <prefix>/bin/bitnet */
+        "/../models/bitnet-kjv-tiny.gguf",              /* build folder inside the source tree */
+        "/../../models/bitnet-kjv-tiny.gguf",
+        "/../../../models/bitnet-kjv-tiny.gguf",
+    };
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = '\0';
+        for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+            char cand[PATH_MAX];
+            snprintf(cand, sizeof cand, "%s%s", exe, rel[i]);
+            if (access(cand, R_OK) == 0 && realpath(cand, found)) return found;
+        }
+    }
+    if (access("models/bitnet-kjv-tiny.gguf", R_OK) == 0 && realpath("models/bitnet-kjv-tiny.gguf", found))
+        return found;
+    return NULL;
+}
