@@ -1,0 +1,41 @@
+/* Element-wise and row operations of the transformer graph, with the exact numerics of the
+ * reference engine (llama.cpp CPU) so our logits can be compared bit for bit where possible.
+ * Shapes are given per call; nothing here knows about models. */
+#ifndef BN_KERNELS_OPS_H
+#define BN_KERNELS_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* y = (x * 1/sqrt(mean(x^2) + eps)) * w, over n elements.  Squares are summed in double as the
+ * reference does; y may alias x. */
+void bn_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
+
+/* Rotary position embedding of one head vector (head_dim values, the first n_rot rotated).
+ * neox: rotate halves (pairs i, i + n_rot/2), as BitNet and HF rotate_half; otherwise rotate
+ * adjacent pairs (2i, 2i+1) as llama.cpp's "norm" mode.  Angles theta_i = pos * base^(-2i/n_rot),
+ * computed iteratively in float like the reference. */
+void bn_rope(float *x, int head_dim, int n_rot, int pos, float base, int neox);
+
+/* Precomputed cos/sin for one position (n_rot/2 pairs each); same values as bn_rope uses. */
+void bn_rope_cache(float *cos_out, float *sin_out, int n_rot, int pos, float base);
+void bn_rope_apply(float *x, int n_rot, const float *cos_v, const float *sin_v, int neox);
+
+/* In-place softmax of n values after scaling: x = softmax(x * scale) (exp sums in double). */
+void bn_softmax(float *x, int64_t n, float scale);
+
+/* Activations */
+void bn_relu2_mul(float *g, const float *u, int64_t n); /* g = max(g,0)^2 * u */
+void bn_silu_mul(float *g, const float *u, int64_t n);  /* g = g*sigmoid(g) * u */
+
+/* Dot products used by attention: f16 keys/values with float queries/weights, fp32 accumulation. */
+float bn_dot_f16_f32(const uint16_t *a, const float *b, int64_t n);
+/* y += a * v, v in f16 */
+void bn_axpy_f16(float *y, float a, const uint16_t *v, int64_t n);
+float bn_dot_f32(const float *a, const float *b, int64_t n);
+void bn_axpy_f32(float *y, float a, const float *v, int64_t n);
+
+/* Rounds every value to the nearest fp16 (x stays float). */
+void bn_round_f16(float *x, int64_t n);
+
+#endif
