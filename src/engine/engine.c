@@ -1,0 +1,346 @@
+#include "engine/engine.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/fp16.h"
+#include "common/mem.h"
+#include "kernels/ops.h"
+
+struct bn_ctx {
+    const bn_model *m;
+    bn_threadpool *pool;
+    int n_ctx, n_batch, pos;
+    bool kv_f32;
+    void *k_cache, *v_cache; /* [n_layer][n_ctx][kv_dim], f16 or f32 */
+    size_t kv_elem;          /* bytes per cached value */
+
+    /* scratch for one pass of up to n_batch tokens */
+    float *x;     /* [n_batch][n_embd]  residual stream */
+    float *xb;    /* [n_batch][n_embd]  normed input of a block */
+    float *q;     /* [n_batch][n_embd] */
+    float *k, *v; /* [n_batch][kv_dim] */
+    float *att;   /* [n_batch][n_embd]  attention output */
+    float *gate, *up; /* [n_batch][n_ff] */
+    float *scores;    /* [n_threads][n_ctx] */
+    float *rope_cos, *rope_sin; /* [n_batch][n_rot/2] */
+    bn_act act;
+
+    float *logits; /* [n_logit_rows][n_vocab] */
+    int n_logit_rows, logit_first; /* rows kept from the last eval; index of the first kept token */
+    size_t logits_cap;
+    int last_n;
+};
+
+static size_t kv_dim(const bn_model *m) { return (size_t)m->hp.head_dim * (size_t)m->hp.n_head_kv; }
+
+bn_status bn_ctx_init(const bn_model *m, const bn_ctx_params *p, bn_ctx **out)
+{
+    *out = NULL;
+    const bn_hparams *hp = &m->hp;
+    bn_ctx_params dp = {0};
+    if (!p) p = &dp;
+    if (p->n_ctx < 0 || p->n_batch < 0 || p->n_threads < 0)
+        return bn_error(BN_ERR_INVALID_ARG, "context sizes and thread count must not be negative");
+    int n_ctx = p->n_ctx ? p->n_ctx : (hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096);
+    if (n_ctx > (1 << 20)) return bn_error(BN_ERR_INVALID_ARG, "context size %d is too large (max 1048576)", n_ctx);
+    int n_batch = p->n_batch ? p->n_batch : 512;
+    if (n_batch > n_ctx) n_batch = n_ctx;
+    int n_threads = p->n_threads ? p->n_threads : bn_cpu_count_physical();
+    if (n_threads > 256) return bn_error(BN_ERR_INVALID_ARG, "thread count %d is too large (max 256)", n_threads);
+
+    bn_ctx *c = bn_calloc(1, sizeof *c);
+    if (!c) return BN_ERR_NOMEM;
+    c->m = m;
+    c->n_ctx = n_ctx;
+    c->n_batch = n_batch;
+    c->kv_f32 = p->kv_f32;
+    c->kv_elem = p->kv_f32 ? 4 : 2;
+    bn_act_init(&c->act);
+    bn_status st = bn_threadpool_init(&c->pool, n_threads);
+    if (st != BN_OK) {
+        bn_free(c);
+        return st;
+    }
+    const size_t nb = (size_t)n_batch, d = (size_t)hp->n_embd, kvd = kv_dim(m), ff = (size_t)hp->n_ff;
+    size_t kv_bytes = (size_t)hp->n_layer * (size_t)n_ctx * kvd * c->kv_elem;
+    c->k_cache = bn_malloc(kv_bytes);
+    c->v_cache = bn_malloc(kv_bytes);
+    c->x = bn_malloc(nb * d * sizeof(float));
+    c->xb = bn_malloc(nb * d * sizeof(float));
+    c->q = bn_malloc(nb * d * sizeof(float));
+    c->att = bn_malloc(nb * d * sizeof(float));
+    c->k = bn_malloc(nb * kvd * sizeof(float));
+    c->v = bn_malloc(nb * kvd * sizeof(float));
+    c->gate = bn_malloc(nb * ff * sizeof(float));
+    c->up = bn_malloc(nb * ff * sizeof(float));
+    c->scores = bn_malloc((size_t)n_threads * (size_t)n_ctx * sizeof(float));
+    c->rope_cos = bn_malloc(nb * (size_t)(hp->n_rot / 2 + 1) * sizeof(float));
+    c->rope_sin = bn_malloc(nb * (size_t)(hp->n_rot / 2 + 1) * sizeof(float));
+    if (!c->k_cache || !c->v_cache || !c->x || !c->xb || !c->q || !c->att || !c->k || !c->v || !c->gate || !c->up ||
+        !c->scores || !c->rope_cos || !c->rope_sin) {
+        bn_ctx_free(c);
+        return bn_error(BN_ERR_NOMEM, "out of memory for a context of %d tokens (KV cache %zu MiB)", n_ctx,
+                        2 * kv_bytes >> 20);
+    }
+    *out = c;
+    return BN_OK;
+}
+
+void bn_ctx_free(bn_ctx *c)
+{
+    if (!c) return;
+    bn_threadpool_free(c->pool);
+    bn_act_free(&c->act);
+    void *bufs[] = {c->k_cache, c->v_cache, c->x, c->xb, c->q, c->att, c->k, c->v, c->gate, c->up, c->scores,
+                    c->rope_cos, c->rope_sin, c->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) bn_free(bufs[i]);
+    bn_free(c);
+}
+
+int bn_ctx_n_ctx(const bn_ctx *c) { return c->n_ctx; }
+int bn_ctx_pos(const bn_ctx *c) { return c->pos; }
+int bn_ctx_n_threads(const bn_ctx *c) { return bn_threadpool_size(c->pool); }
+
+bn_status bn_ctx_truncate(bn_ctx *c, int n)
+{
+    if (n < 0 || n > c->pos) return bn_error(BN_ERR_RANGE, "cannot truncate to %d tokens: the context holds %d", n, c->pos);
+    c->pos = n;
+    c->n_logit_rows = 0;
+    return BN_OK;
+}
+
+/* ---- matmuls ---------------------------------------------------------------------------- */
+
+/* y_i = W_i x for weights sharing one input: the input is quantised once per distinct format. */
+static bn_status matmul_shared(bn_ctx *c, const float *x, int n, bn_weight *const *w, float *const *y,
+                               const float *scales, int count)
+{
+    bn_act_format have = (bn_act_format)-1;
+    for (int i = 0; i < count; i++) {
+        bn_act_format f = bn_weight_act_format(w[i]);
+        bn_status st;
+        if (f != have) {
+            if ((st = bn_act_quantize(&c->act, f, x, n, w[i]->cols, c->pool)) != BN_OK) return st;
+            have = f;
+        }
+        if ((st = bn_matmul(w[i], &c->act, y[i], c->pool)) != BN_OK) return st;
+        if (scales && scales[i] != 1.0f) {
+            const float s = scales[i];
+            float *yy = y[i];
+            for (int64_t j = 0; j < (int64_t)n * w[i]->rows; j++) yy[j] *= s;
+        }
+    }
+    return BN_OK;
+}
+
+static bn_status matmul1(bn_ctx *c, const float *x, int n, bn_weight *w, float *y, float scale)
+{
+    return matmul_shared(c, x, n, &w, &y, &scale, 1);
+}
+
+/* ---- attention -------------------------------------------------------------------------- */
+
+typedef struct {
+    bn_ctx *c;
+    int layer, n, pos0;
+} attn_task;
+
+/* One (token, head) pair per work item: scores against every cached position up to its own,
+ * softmax, then the weighted sum of values.  Numerics follow the reference: Q rounded to f16
+ * (its dot with the f16 keys is an f16 product), probabilities rounded to f16 when one token is
+ * evaluated (the batch path keeps them f32). */
+static void attn_worker(void *arg, int ith, int nth)
+{
+    attn_task *t = arg;
+    bn_ctx *c = t->c;
+    const bn_hparams *hp = &c->m->hp;
+    const int hd = hp->head_dim, H = hp->n_head, group = hp->n_head / hp->n_head_kv;
+    const size_t kvd = kv_dim(c->m);
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *scores = c->scores + (size_t)ith * (size_t)c->n_ctx;
+    float qh[1024];
+    long lo, hi;
+    bn_split_range((long)t->n * H, ith, nth, 1, &lo, &hi);
+    const size_t layer_off = (size_t)t->layer * (size_t)c->n_ctx * kvd;
+    for (long item = lo; item < hi; item++) {
+        const int tok = (int)(item / H), h = (int)(item % H), kvh = h / group;
+        const int p = t->pos0 + tok; /* attends to positions 0..p */
+        const float *q = c->q + (size_t)tok * (size_t)hp->n_embd + (size_t)h * hd;
+        float *o = c->att + (size_t)tok * (size_t)hp->n_embd + (size_t)h * hd;
+        memcpy(qh, q, (size_t)hd * sizeof(float));
+        if (!c->kv_f32) bn_round_f16(qh, hd);
+        for (int j = 0; j <= p; j++) {
+            size_t off = layer_off + (size_t)j * kvd + (size_t)kvh * hd;
+            scores[j] = c->kv_f32 ? bn_dot_f32((const float *)c->k_cache + off, qh, hd)
+                                  : bn_dot_f16_f32((const uint16_t *)c->k_cache + off, qh, hd);
+        }
+        bn_softmax(scores, p + 1, scale);
+        if (t->n == 1 && !c->kv_f32) bn_round_f16(scores, p + 1);
+        memset(o, 0, (size_t)hd * sizeof(float));
+        for (int j = 0; j <= p; j++) {
+            size_t off = layer_off + (size_t)j * kvd + (size_t)kvh * hd;
+            if (c->kv_f32) bn_axpy_f32(o, scores[j], (const float *)c->v_cache + off, hd);
+            else bn_axpy_f16(o, scores[j], (const uint16_t *)c->v_cache + off, hd);
+        }
+    }
+}
+
+static void store_kv(bn_ctx *c, int layer, int n, int pos0)
+{
+    const size_t kvd = kv_dim(c->m);
+    for (int t = 0; t < n; t++) {
+        size_t off = ((size_t)layer * (size_t)c->n_ctx + (size_t)(pos0 + t)) * kvd;
+        const float *k = c->k + (size_t)t * kvd, *v = c->v + (size_t)t * kvd;
+        if (c->kv_f32) {
+            memcpy((float *)c->k_cache + off, k, kvd * sizeof(float));
+            memcpy((float *)c->v_cache + off, v, kvd * sizeof(float));
+        } else {
+            uint16_t *kc = (uint16_t *)c->k_cache + off, *vc = (uint16_t *)c->v_cache + off;
+            for (size_t i = 0; i < kvd; i++) {
+                kc[i] = bn_fp32_to_fp16(k[i]);
+                vc[i] = bn_fp32_to_fp16(v[i]);
+            }
+        }
+    }
+}
+
+/* ---- one forward pass of n <= n_batch tokens ---------------------------------------------- */
+
+static bn_status forward(bn_ctx *c, const int32_t *tokens, int n, bool all_logits)
+{
+    const bn_model *m = c->m;
+    const bn_hparams *hp = &m->hp;
+    const int d = hp->n_embd, ff = hp->n_ff, hd = hp->head_dim, nrot = hp->n_rot;
+    const size_t kvd = kv_dim(m);
+    const int pos0 = c->pos;
+    bn_status st;
+
+    for (int t = 0; t < n; t++)
+        if ((st = bn_model_embed(m, tokens[t], c->x + (size_t)t * d)) != BN_OK) return st;
+    for (int t = 0; t < n; t++)
+        bn_rope_cache(c->rope_cos + (size_t)t * (nrot / 2), c->rope_sin + (size_t)t * (nrot / 2), nrot, pos0 + t,
+                      hp->rope_theta);
+
+    for (int l = 0; l < hp->n_layer; l++) {
+        bn_layer *L = &m->layers[l];
+        /* attention block */
+        for (int t = 0; t < n; t++)
+            bn_rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, L->attn_norm, d, hp->norm_eps);
+        {
+            bn_weight *w[3] = {&L->wq, &L->wk, &L->wv};
+            float *y[3] = {c->q, c->k, c->v};
+            float s[3] = {L->sq, L->sk, L->sv};
+            if ((st = matmul_shared(c, c->xb, n, w, y, s, 3)) != BN_OK) return st;
+        }
+        for (int t = 0; t < n; t++) {
+            const float *cs = c->rope_cos + (size_t)t * (nrot / 2), *sn = c->rope_sin + (size_t)t * (nrot / 2);
+            for (int h = 0; h < hp->n_head; h++)
+                bn_rope_apply(c->q + (size_t)t * d + (size_t)h * hd, nrot, cs, sn, hp->rope_neox);
+            for (int h = 0; h < hp->n_head_kv; h++)
+                bn_rope_apply(c->k + (size_t)t * kvd + (size_t)h * hd, nrot, cs, sn, hp->rope_neox);
+        }
+        store_kv(c, l, n, pos0);
+        attn_task at = {c, l, n, pos0};
+        bn_threadpool_run(c->pool, attn_worker, &at);
+        if (hp->sub_norms)
+            for (int t = 0; t < n; t++)
+                bn_rmsnorm(c->att + (size_t)t * d, c->att + (size_t)t * d, L->attn_sub_norm, d, hp->norm_eps);
+        if ((st = matmul1(c, c->att, n, &L->wo, c->xb, L->so)) != BN_OK) return st;
+        for (size_t i = 0; i < (size_t)n * d; i++) c->x[i] += c->xb[i];
+
+        /* feed-forward block */
+        for (int t = 0; t < n; t++)
+            bn_rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, L->ffn_norm, d, hp->norm_eps);
+        {
+            bn_weight *w[2] = {&L->w_gate, &L->w_up};
+            float *y[2] = {c->gate, c->up};
+            float s[2] = {L->s_gate, L->s_up};
+            if ((st = matmul_shared(c, c->xb, n, w, y, s, 2)) != BN_OK) return st;
+        }
+        for (int t = 0; t < n; t++) {
+            float *g = c->gate + (size_t)t * ff;
+            const float *u = c->up + (size_t)t * ff;
+            if (hp->ffn_act == BN_FFN_RELU2) bn_relu2_mul(g, u, ff);
+            else bn_silu_mul(g, u, ff);
+            if (hp->sub_norms) bn_rmsnorm(g, g, L->ffn_sub_norm, ff, hp->norm_eps);
+        }
+        if ((st = matmul1(c, c->gate, n, &L->w_down, c->xb, L->s_down)) != BN_OK) return st;
+        for (size_t i = 0; i < (size_t)n * d; i++) c->x[i] += c->xb[i];
+    }
+
+    /* output head on the rows whose logits are wanted */
+    const int first = all_logits ? 0 : n - 1, rows = n - first;
+    for (int t = first; t < n; t++)
+        bn_rmsnorm(c->xb + (size_t)(t - first) * d, c->x + (size_t)t * d, m->output_norm, d, hp->norm_eps);
+    size_t need = (size_t)rows * (size_t)hp->n_vocab;
+    if (need > c->logits_cap) {
+        float *nl = bn_realloc(c->logits, need * sizeof(float));
+        if (!nl) return BN_ERR_NOMEM;
+        c->logits = nl;
+        c->logits_cap = need;
+    }
+    /* The reference multiplies a batch's final hidden state in f32 but rounds a single token's
+     * to f16 (ggml converts src1 to the F16 weight's dot type only on that path). */
+    bn_act_format f = bn_weight_act_format(&m->output);
+    if (f == BN_ACT_F16 && n > 1) f = BN_ACT_F32;
+    if ((st = bn_act_quantize(&c->act, f, c->xb, rows, d, c->pool)) != BN_OK) return st;
+    if ((st = bn_matmul(&m->output, &c->act, c->logits, c->pool)) != BN_OK) return st;
+    c->n_logit_rows = rows;
+    c->logit_first = first;
+    c->last_n = n;
+    c->pos += n;
+    return BN_OK;
+}
+
+bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int n, bool all_logits)
+{
+    if (n <= 0) return bn_error(BN_ERR_INVALID_ARG, "no tokens to evaluate");
+    if (n > c->n_ctx - c->pos)
+        return bn_error(BN_ERR_RANGE, "context overflow: %d tokens do not fit (%d of %d used)", n, c->pos, c->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->m->hp.n_vocab)
+            return bn_error(BN_ERR_RANGE, "token %d (id %d) is outside the vocabulary (0..%d)", i, tokens[i],
+                            c->m->hp.n_vocab - 1);
+    if (!all_logits || n <= c->n_batch) {
+        /* logits of intermediate passes are not needed */
+        for (int done = 0; done < n;) {
+            int chunk = n - done < c->n_batch ? n - done : c->n_batch;
+            bn_status st = forward(c, tokens + done, chunk, all_logits && done + chunk == n);
+            if (st != BN_OK) return st;
+            done += chunk;
+        }
+        return BN_OK;
+    }
+    /* all logits over several passes: gather them into one buffer */
+    const size_t nv = (size_t)c->m->hp.n_vocab;
+    float *all = bn_malloc((size_t)n * nv * sizeof(float));
+    if (!all) return BN_ERR_NOMEM;
+    for (int done = 0; done < n;) {
+        int chunk = n - done < c->n_batch ? n - done : c->n_batch;
+        bn_status st = forward(c, tokens + done, chunk, true);
+        if (st != BN_OK) {
+            bn_free(all);
+            return st;
+        }
+        memcpy(all + (size_t)done * nv, c->logits, (size_t)chunk * nv * sizeof(float));
+        done += chunk;
+    }
+    bn_free(c->logits);
+    c->logits = all;
+    c->logits_cap = (size_t)n * nv;
+    c->n_logit_rows = n;
+    c->logit_first = 0;
+    c->last_n = n;
+    return BN_OK;
+}
+
+const float *bn_ctx_logits(const bn_ctx *c, int i)
+{
+    if (c->n_logit_rows == 0) return NULL;
+    if (i < 0) i = c->last_n + i;
+    int row = i - c->logit_first;
+    if (row < 0 || row >= c->n_logit_rows) return NULL;
+    return c->logits + (size_t)row * (size_t)c->m->hp.n_vocab;
+}

@@ -1,0 +1,43 @@
+/* The forward pass: a context holds the KV cache, scratch buffers and the thread pool, and
+ * evaluates batches of tokens with a model.
+ *
+ * Per layer (BitNet b1.58, spec §1; "llama" drops the sub-norms and uses SwiGLU):
+ *   a = RMSNorm(x)·attn_norm;  q,k,v = Wq a, Wk a, Wv a   (one int8 quantisation of a shared)
+ *   q,k = RoPE(q,k);  o = softmax(q kᵀ/√d + mask) v      (GQA: head h reads kv head h/(H/Hkv))
+ *   o = RMSNorm(o)·attn_sub_norm;  x += Wo o
+ *   f = RMSNorm(x)·ffn_norm;  g = act(Wgate f)·(Wup f);  g = RMSNorm(g)·ffn_sub_norm;  x += Wdown g
+ * then logits = head · RMSNorm(x)·output_norm. */
+#ifndef BN_ENGINE_ENGINE_H
+#define BN_ENGINE_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/status.h"
+#include "common/threadpool.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+
+typedef struct bn_ctx_params {
+    int n_ctx;     /* KV cache length; 0 = min(model context, 4096) */
+    int n_threads; /* 0 = physical cores */
+    int n_batch;   /* tokens per forward pass; 0 = 512 */
+    bool kv_f32;   /* F32 K/V cache instead of F16 */
+} bn_ctx_params;
+
+typedef struct bn_ctx bn_ctx;
+
+bn_status bn_ctx_init(const bn_model *m, const bn_ctx_params *p, bn_ctx **out);
+void bn_ctx_free(bn_ctx *c);
+int bn_ctx_n_ctx(const bn_ctx *c);
+int bn_ctx_pos(const bn_ctx *c);
+int bn_ctx_n_threads(const bn_ctx *c);
+bn_status bn_ctx_truncate(bn_ctx *c, int n);
+
+/* Evaluates tokens at the current position.  all_logits: keep logits of every token; else only
+ * the last one's.  Fails with BN_ERR_RANGE (evaluating nothing) if the cache would overflow. */
+bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int n, bool all_logits);
+/* Logits of token i of the last eval (-1 = last); NULL if not kept. */
+const float *bn_ctx_logits(const bn_ctx *c, int i);
+
+#endif

@@ -1,0 +1,63 @@
+/* Model: architecture, hyper-parameters and weights bound by name from a GGUF file.
+ * Weights stay in the file's memory map; only small tensors that are not F32 (norms) are
+ * converted into owned buffers. */
+#ifndef BN_MODEL_MODEL_H
+#define BN_MODEL_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/status.h"
+#include "gguf/gguf.h"
+#include "kernels/kernels.h"
+
+typedef enum bn_arch {
+    BN_ARCH_BITNET_B158 = 0, /* "bitnet-b1.58" / "bitnet-25": Microsoft BitNet b1.58 2B-4T graph */
+    BN_ARCH_BITNET = 1,      /* "bitnet": 1bitLLM graph (sub-norms, SiLU-gated FFN) */
+    BN_ARCH_LLAMA = 2        /* "llama": standard Llama graph */
+} bn_arch;
+
+typedef enum bn_ffn_act { BN_FFN_RELU2 = 0, BN_FFN_SILU = 1 } bn_ffn_act;
+
+typedef struct bn_hparams {
+    int n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff, head_dim, n_rot;
+    float rope_theta, norm_eps;
+    bool rope_neox;  /* rotate halves (BitNet) vs adjacent pairs (llama) */
+    bool sub_norms;  /* attn_sub_norm / ffn_sub_norm present */
+    bn_ffn_act ffn_act;
+} bn_hparams;
+
+typedef struct bn_layer {
+    const float *attn_norm, *attn_sub_norm, *ffn_norm, *ffn_sub_norm; /* [n_embd] / [n_ff] */
+    bn_weight wq, wk, wv, wo, w_gate, w_up, w_down;
+    /* "bitnet" arch: optional per-tensor output scales (1 when absent) */
+    float sq, sk, sv, so, s_gate, s_up, s_down;
+} bn_layer;
+
+typedef struct bn_model {
+    bn_gguf *gguf;             /* owns the mapping */
+    bn_arch arch;
+    char arch_name[32];
+    bn_hparams hp;
+    const bn_gguf_tensor *tok_embd; /* [n_vocab x n_embd], any dequantizable type */
+    float tok_embd_i2s_scale;
+    const float *output_norm;
+    bn_weight output;          /* head; tied models point at token_embd */
+    bool tied;
+    bn_layer *layers;
+    void **owned;              /* converted small tensors */
+    int n_owned;
+    uint64_t n_params;
+} bn_model;
+
+/* Binds a model to an opened GGUF file.  On success the model owns g. On failure g is untouched
+ * (caller frees) and the message names the key or tensor at fault. */
+bn_status bn_model_init_gguf(bn_gguf *g, bn_model **out);
+void bn_model_free(bn_model *m);
+
+/* Embedding lookup: dst[n_embd] = row `token` of token_embd as float. */
+bn_status bn_model_embed(const bn_model *m, int32_t token, float *dst);
+
+const char *bn_arch_name(bn_arch a);
+
+#endif

@@ -1,0 +1,255 @@
+#include "sampling/sampler.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/mem.h"
+
+typedef struct {
+    int32_t id;
+    float logit;
+    float p;
+} cand;
+
+struct bn_sampler {
+    bn_sampler_params p;
+    bn_rng rng;
+    int32_t *hist; /* ring buffer of the last repeat_last_n tokens */
+    int n_hist, head;
+    cand *cands;
+    int cap;
+};
+
+void bn_sampler_params_default(bn_sampler_params *p)
+{
+    p->temperature = 0.8f;
+    p->top_k = 40;
+    p->top_p = 0.95f;
+    p->min_p = 0.05f;
+    p->repeat_penalty = 1.0f;
+    p->repeat_last_n = 64;
+    p->presence_penalty = 0.0f;
+    p->frequency_penalty = 0.0f;
+    p->seed = 0;
+}
+
+bn_status bn_sampler_params_check(const bn_sampler_params *p)
+{
+    if (!p) return bn_error(BN_ERR_INVALID_ARG, "sampler parameters are NULL");
+    if (!isfinite(p->temperature)) return bn_error(BN_ERR_INVALID_ARG, "temperature must be a finite number");
+    if (!(p->top_p >= 0.0f && p->top_p <= 1.0f))
+        return bn_error(BN_ERR_INVALID_ARG, "top_p must be in [0, 1], got %g", (double)p->top_p);
+    if (!(p->min_p >= 0.0f && p->min_p <= 1.0f))
+        return bn_error(BN_ERR_INVALID_ARG, "min_p must be in [0, 1], got %g", (double)p->min_p);
+    if (p->top_k < 0) return bn_error(BN_ERR_INVALID_ARG, "top_k must be >= 0, got %d", p->top_k);
+    if (!(p->repeat_penalty > 0.0f) || !isfinite(p->repeat_penalty))
+        return bn_error(BN_ERR_INVALID_ARG, "repeat_penalty must be > 0, got %g", (double)p->repeat_penalty);
+    if (p->repeat_last_n < 0 || p->repeat_last_n > (1 << 20))
+        return bn_error(BN_ERR_INVALID_ARG, "repeat_last_n must be in 0..1048576, got %d", p->repeat_last_n);
+    if (!isfinite(p->presence_penalty) || !isfinite(p->frequency_penalty))
+        return bn_error(BN_ERR_INVALID_ARG, "presence/frequency penalties must be finite numbers");
+    return BN_OK;
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void bn_rng_seed(bn_rng *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t bn_rng_next(bn_rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double bn_rng_uniform(bn_rng *r) { return (double)(bn_rng_next(r) >> 11) * (1.0 / 9007199254740992.0); }
+
+bn_status bn_sampler_init(const bn_sampler_params *p, bn_sampler **out)
+{
+    *out = NULL;
+    bn_status st = bn_sampler_params_check(p);
+    if (st != BN_OK) return st;
+    bn_sampler *s = bn_calloc(1, sizeof *s);
+    if (!s) return BN_ERR_NOMEM;
+    s->p = *p;
+    if (p->repeat_last_n > 0) {
+        s->hist = bn_calloc((size_t)p->repeat_last_n, sizeof(int32_t));
+        if (!s->hist) {
+            bn_free(s);
+            return BN_ERR_NOMEM;
+        }
+    }
+    bn_rng_seed(&s->rng, p->seed);
+    *out = s;
+    return BN_OK;
+}
+
+void bn_sampler_free(bn_sampler *s)
+{
+    if (!s) return;
+    bn_free(s->hist);
+    bn_free(s->cands);
+    bn_free(s);
+}
+
+void bn_sampler_reset(bn_sampler *s)
+{
+    s->n_hist = 0;
+    s->head = 0;
+    bn_rng_seed(&s->rng, s->p.seed);
+}
+
+void bn_sampler_accept(bn_sampler *s, int32_t token)
+{
+    if (s->p.repeat_last_n <= 0) return;
+    s->hist[s->head] = token;
+    s->head = (s->head + 1) % s->p.repeat_last_n;
+    if (s->n_hist < s->p.repeat_last_n) s->n_hist++;
+}
+
+/* Larger logit first; equal logits by smaller id so the order is total and deterministic. */
+static int cmp_cand(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    if (x->logit > y->logit) return -1;
+    if (x->logit < y->logit) return 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Min-heap on "worse first" order: c[0] is the worst of the kept candidates. */
+static void sift_down(cand *c, int n, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && cmp_cand(&c[l], &c[w]) > 0) w = l;
+        if (r < n && cmp_cand(&c[r], &c[w]) > 0) w = r;
+        if (w == i) return;
+        cand t = c[i];
+        c[i] = c[w];
+        c[w] = t;
+        i = w;
+    }
+}
+
+static void apply_penalties(bn_sampler *s, cand *c, int n_vocab)
+{
+    const bn_sampler_params *p = &s->p;
+    if (s->n_hist == 0 || (p->repeat_penalty == 1.0f && p->presence_penalty == 0.0f && p->frequency_penalty == 0.0f))
+        return;
+    /* count each distinct token of the window once for presence, by occurrences for frequency */
+    for (int i = 0; i < s->n_hist; i++) {
+        int32_t t = s->hist[i];
+        if (t < 0 || t >= n_vocab) continue;
+        int count = 0, first = 1;
+        for (int j = 0; j < s->n_hist; j++)
+            if (s->hist[j] == t) {
+                if (j < i) first = 0;
+                count++;
+            }
+        if (!first) continue;
+        float *l = &c[t].logit;
+        if (p->repeat_penalty != 1.0f) *l = *l > 0 ? *l / p->repeat_penalty : *l * p->repeat_penalty;
+        *l -= (float)count * p->frequency_penalty + p->presence_penalty;
+    }
+}
+
+int32_t bn_sampler_sample(bn_sampler *s, const float *logits, int n_vocab)
+{
+    if (n_vocab <= 0) return -1;
+    if (s->cap < n_vocab) {
+        cand *nc = bn_realloc(s->cands, (size_t)n_vocab * sizeof(cand));
+        if (!nc) return -1;
+        s->cands = nc;
+        s->cap = n_vocab;
+    }
+    cand *c = s->cands;
+    for (int i = 0; i < n_vocab; i++) {
+        c[i].id = i;
+        c[i].logit = isnan(logits[i]) ? -INFINITY : logits[i];
+    }
+    apply_penalties(s, c, n_vocab);
+    const bn_sampler_params *p = &s->p;
+
+    if (p->temperature <= 0.0f) { /* greedy: the first of the highest logits */
+        int best = 0;
+        for (int i = 1; i < n_vocab; i++)
+            if (c[i].logit > c[best].logit) best = i;
+        return c[best].id;
+    }
+
+    /* top-k: keep the k best in a min-heap (O(n log k)); sorting all 128k logits per token would
+     * cost more than a decode step of a small model. */
+    int n = n_vocab;
+    int k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
+    if (k < n) {
+        for (int i = k / 2 - 1; i >= 0; i--) sift_down(c, k, i);
+        for (int i = k; i < n; i++)
+            if (cmp_cand(&c[i], &c[0]) < 0) {
+                c[0] = c[i];
+                sift_down(c, k, 0);
+            }
+        n = k;
+    }
+    qsort(c, (size_t)n, sizeof(cand), cmp_cand);
+
+    /* probabilities (before temperature, as llama.cpp's top-p/min-p see them) */
+    double sum = 0.0;
+    float max = c[0].logit;
+    for (int i = 0; i < n; i++) {
+        c[i].p = expf(c[i].logit - max);
+        sum += c[i].p;
+    }
+    for (int i = 0; i < n; i++) c[i].p = (float)(c[i].p / sum);
+
+    if (p->top_p < 1.0f) {
+        double cum = 0.0;
+        int keep = n;
+        for (int i = 0; i < n; i++) {
+            cum += c[i].p;
+            if (cum >= p->top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+        n = keep;
+    }
+    if (p->min_p > 0.0f) {
+        float thresh = c[0].p * p->min_p;
+        int keep = 1;
+        while (keep < n && c[keep].p >= thresh) keep++;
+        n = keep;
+    }
+
+    /* temperature, then draw */
+    sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        c[i].p = expf((c[i].logit - max) / p->temperature);
+        sum += c[i].p;
+    }
+    double r = bn_rng_uniform(&s->rng) * sum, acc = 0.0;
+    for (int i = 0; i < n; i++) {
+        acc += c[i].p;
+        if (r < acc) return c[i].id;
+    }
+    return c[n - 1].id;
+}
