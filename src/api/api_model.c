@@ -1,0 +1,259 @@
+/* Public API: models, contexts, sampling and generation. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/api_internal.h"
+#include "common/error.h"
+#include "common/file.h"
+#include "common/mem.h"
+
+#define CHECK_ARG(cond, what) \
+    do { \
+        if (!(cond)) return (bitnet_status)bn_error(BN_ERR_INVALID_ARG, "%s", what); \
+    } while (0)
+
+/* ---- models ---- */
+
+void bitnet_model_params_default(bitnet_model_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->pretokenizer = BITNET_PRETOK_AUTO;
+    p->prefetch = true;
+}
+
+bitnet_status bitnet_model_load(const char *path, const bitnet_model_params *params, bitnet_model **out)
+{
+    CHECK_ARG(out, "bitnet_model_load: out is NULL");
+    *out = NULL;
+    CHECK_ARG(path, "bitnet_model_load: path is NULL");
+    bitnet_model_params dp;
+    if (!params) {
+        bitnet_model_params_default(&dp);
+        params = &dp;
+    }
+    bn_gguf *g;
+    bn_status st = bn_gguf_open(path, &g);
+    if (st != BN_OK) return (bitnet_status)bn_error_prefix(st, "%s: ", path);
+    if (params->prefetch) {
+        /* weights are read on every token: ask for read-ahead and huge pages */
+        bn_mapfile mf = {.data = bn_gguf_file_data(g), .size = bn_gguf_file_size(g), .is_mapped = 1};
+        bn_mapfile_advise_willneed(&mf);
+    }
+    bitnet_model *bm = bn_calloc(1, sizeof *bm);
+    if (!bm) {
+        bn_gguf_free(g);
+        return BITNET_ERR_NOMEM;
+    }
+    st = bn_model_init_gguf(g, &bm->m);
+    if (st != BN_OK) {
+        bn_gguf_free(g);
+        bn_free(bm);
+        return (bitnet_status)bn_error_prefix(st, "%s: ", path);
+    }
+    st = bn_tokenizer_load_gguf(g, (bn_pretok)params->pretokenizer, &bm->tokenizer.tok);
+    if (st != BN_OK) {
+        bitnet_model_free(bm);
+        return (bitnet_status)bn_error_prefix(st, "%s: tokenizer: ", path);
+    }
+    if (bn_tokenizer_n_vocab(bm->tokenizer.tok) > bm->m->hp.n_vocab) {
+        st = bn_error(BN_ERR_FORMAT, "%s: the tokenizer has %d tokens but the model only %d", path,
+                      bn_tokenizer_n_vocab(bm->tokenizer.tok), bm->m->hp.n_vocab);
+        bitnet_model_free(bm);
+        return (bitnet_status)st;
+    }
+    bn_gguf_str tmpl;
+    if (bn_gguf_get_str(g, "tokenizer.chat_template", &tmpl) == BN_OK) {
+        bm->chat_template = bn_strndup(tmpl.ptr, (size_t)tmpl.len);
+        if (!bm->chat_template) {
+            bitnet_model_free(bm);
+            return BITNET_ERR_NOMEM;
+        }
+    }
+    bn_error_clear();
+    *out = bm;
+    return BITNET_OK;
+}
+
+void bitnet_model_free(bitnet_model *m)
+{
+    if (!m) return;
+    bn_tokenizer_free(m->tokenizer.tok);
+    bn_model_free(m->m);
+    bn_free(m->chat_template);
+    bn_free(m);
+}
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap) n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+bitnet_status bitnet_model_info_get(const bitnet_model *bm, bitnet_model_info *info)
+{
+    CHECK_ARG(bm && info, "bitnet_model_info_get: NULL argument");
+    const bn_model *m = bm->m;
+    const bn_hparams *hp = &m->hp;
+    memset(info, 0, sizeof *info);
+    copy_str(info->arch, sizeof info->arch, m->arch_name);
+    bn_gguf_str name;
+    if (bn_gguf_get_str(m->gguf, "general.name", &name) == BN_OK) {
+        size_t n = name.len < sizeof info->name - 1 ? (size_t)name.len : sizeof info->name - 1;
+        memcpy(info->name, name.ptr, n);
+    }
+    info->n_vocab = hp->n_vocab;
+    info->n_ctx_train = hp->n_ctx_train;
+    info->n_embd = hp->n_embd;
+    info->n_layer = hp->n_layer;
+    info->n_head = hp->n_head;
+    info->n_head_kv = hp->n_head_kv;
+    info->n_ff = hp->n_ff;
+    info->head_dim = hp->head_dim;
+    info->rope_theta = hp->rope_theta;
+    info->norm_eps = hp->norm_eps;
+    info->weight_type = m->layers[0].wq.type;
+    info->embd_type = m->tok_embd->type;
+    info->head_type = m->output.type;
+    info->tied_embeddings = m->tied;
+    info->n_params = m->n_params;
+    info->file_bytes = bn_gguf_file_size(m->gguf);
+    info->weight_bytes = bn_gguf_file_size(m->gguf) - bn_gguf_data_offset(m->gguf);
+    return BITNET_OK;
+}
+
+const bitnet_tokenizer *bitnet_model_tokenizer(const bitnet_model *m) { return m ? &m->tokenizer : NULL; }
+
+/* ---- contexts ---- */
+
+void bitnet_context_params_default(bitnet_context_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->n_batch = 512;
+    p->kv_type = BITNET_KV_F16;
+}
+
+bitnet_status bitnet_context_init(bitnet_model *m, const bitnet_context_params *params, bitnet_context **out)
+{
+    CHECK_ARG(out, "bitnet_context_init: out is NULL");
+    *out = NULL;
+    CHECK_ARG(m, "bitnet_context_init: model is NULL");
+    bitnet_context_params dp;
+    if (!params) {
+        bitnet_context_params_default(&dp);
+        params = &dp;
+    }
+    if (params->kv_type != BITNET_KV_F16 && params->kv_type != BITNET_KV_F32)
+        return (bitnet_status)bn_error(BN_ERR_INVALID_ARG, "unknown KV cache type %d", (int)params->kv_type);
+    bitnet_context *c = bn_calloc(1, sizeof *c);
+    if (!c) return BITNET_ERR_NOMEM;
+    bn_ctx_params cp = {.n_ctx = params->n_ctx, .n_threads = params->n_threads, .n_batch = params->n_batch,
+                        .kv_f32 = params->kv_type == BITNET_KV_F32};
+    bn_status st = bn_ctx_init(m->m, &cp, &c->ctx);
+    if (st != BN_OK) {
+        bn_free(c);
+        return (bitnet_status)st;
+    }
+    c->model = m;
+    *out = c;
+    return BITNET_OK;
+}
+
+void bitnet_context_free(bitnet_context *c)
+{
+    if (!c) return;
+    bn_ctx_free(c->ctx);
+    bn_free(c);
+}
+
+int bitnet_context_n_ctx(const bitnet_context *c) { return c ? bn_ctx_n_ctx(c->ctx) : 0; }
+int bitnet_context_pos(const bitnet_context *c) { return c ? bn_ctx_pos(c->ctx) : 0; }
+
+bitnet_status bitnet_context_truncate(bitnet_context *c, int n)
+{
+    CHECK_ARG(c, "bitnet_context_truncate: context is NULL");
+    return (bitnet_status)bn_ctx_truncate(c->ctx, n);
+}
+
+bitnet_status bitnet_eval(bitnet_context *c, const bitnet_token *tokens, int n, bool all_logits)
+{
+    CHECK_ARG(c && (tokens || n == 0), "bitnet_eval: NULL argument");
+    return (bitnet_status)bn_ctx_eval(c->ctx, tokens, n, all_logits);
+}
+
+const float *bitnet_get_logits(const bitnet_context *c, int i) { return c ? bn_ctx_logits(c->ctx, i) : NULL; }
+
+/* ---- sampling ---- */
+
+void bitnet_sampler_params_default(bitnet_sampler_params *p)
+{
+    bn_sampler_params d;
+    bn_sampler_params_default(&d);
+    p->temperature = d.temperature;
+    p->top_k = d.top_k;
+    p->top_p = d.top_p;
+    p->min_p = d.min_p;
+    p->repeat_penalty = d.repeat_penalty;
+    p->repeat_last_n = d.repeat_last_n;
+    p->presence_penalty = d.presence_penalty;
+    p->frequency_penalty = d.frequency_penalty;
+    p->seed = d.seed;
+}
+
+static bn_sampler_params to_internal(const bitnet_sampler_params *p)
+{
+    bn_sampler_params d = {.temperature = p->temperature, .top_k = p->top_k, .top_p = p->top_p, .min_p = p->min_p,
+                           .repeat_penalty = p->repeat_penalty, .repeat_last_n = p->repeat_last_n,
+                           .presence_penalty = p->presence_penalty, .frequency_penalty = p->frequency_penalty,
+                           .seed = p->seed};
+    return d;
+}
+
+bitnet_status bitnet_sampler_init(const bitnet_sampler_params *p, bitnet_sampler **out)
+{
+    CHECK_ARG(out, "bitnet_sampler_init: out is NULL");
+    *out = NULL;
+    bitnet_sampler_params dp;
+    if (!p) {
+        bitnet_sampler_params_default(&dp);
+        p = &dp;
+    }
+    bn_sampler_params ip = to_internal(p);
+    bitnet_sampler *s = bn_calloc(1, sizeof *s);
+    if (!s) return BITNET_ERR_NOMEM;
+    bn_status st = bn_sampler_init(&ip, &s->s);
+    if (st != BN_OK) {
+        bn_free(s);
+        return (bitnet_status)st;
+    }
+    *out = s;
+    return BITNET_OK;
+}
+
+void bitnet_sampler_free(bitnet_sampler *s)
+{
+    if (!s) return;
+    bn_sampler_free(s->s);
+    bn_free(s);
+}
+
+bitnet_token bitnet_sampler_sample(bitnet_sampler *s, const float *logits, int n_vocab)
+{
+    if (!s || !logits) return -1;
+    return bn_sampler_sample(s->s, logits, n_vocab);
+}
+
+void bitnet_sampler_accept(bitnet_sampler *s, bitnet_token t)
+{
+    if (s) bn_sampler_accept(s->s, t);
+}
+
+void bitnet_sampler_reset(bitnet_sampler *s)
+{
+    if (s) bn_sampler_reset(s->s);
+}
+
+void bitnet_free_string(char *s) { free(s); }
