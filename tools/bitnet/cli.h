@@ -24,6 +24,10 @@ bool cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);
 bool cli_parse_float(const char *opt, const char *s, double *out);
 /* Reads a whole file (or stdin for "-") into a NUL-terminated malloc'd buffer. */
 char *cli_read_file(const char *path, size_t *len);
+/* Writes a file atomically (temp file beside it, fsync, rename); prints the error and returns false. */
+bool cli_write_file_atomic(const char *path, const void *data, size_t len);
+/* Seconds on a monotonic clock. */
+double cli_now(void);
 /* The bundled model (models/bitnet-kjv-tiny.gguf) next to the install prefix or the source tree;
  * NULL if not found.  Static storage. */
 const char *cli_default_model(void);

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bitnet.h"
@@ -96,4 +98,46 @@ const char *cli_default_model(void)
     if (access("models/bitnet-kjv-tiny.gguf", R_OK) == 0 && realpath("models/bitnet-kjv-tiny.gguf", found))
         return found;
     return NULL;
+}
+
+bool cli_write_file_atomic(const char *path, const void *data, size_t len)
+{
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp) return false;
+    snprintf(tmp, n, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        fprintf(stderr, "bitnet: cannot create a file beside '%s': %s\n", path, strerror(errno));
+        free(tmp);
+        return false;
+    }
+    const char *p = data;
+    size_t left = len;
+    bool ok = true;
+    while (left > 0 && ok) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) ok = false;
+        else {
+            p += w;
+            left -= (size_t)w;
+        }
+    }
+    if (ok && fsync(fd) != 0) ok = false;
+    if (close(fd) != 0) ok = false;
+    if (ok && rename(tmp, path) != 0) ok = false;
+    if (!ok) {
+        fprintf(stderr, "bitnet: cannot write '%s': %s\n", path, strerror(errno));
+        unlink(tmp);
+    }
+    free(tmp);
+    return ok;
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
