@@ -150,9 +150,11 @@ bitnet_status bitnet_generate_stream(bitnet_context *c, bitnet_sampler *s, const
             stats->finish = BITNET_FINISH_STOP;
             break;
         }
-        if (i + 1 == p->max_tokens) break;
+        /* Every emitted token is evaluated (even the last), so the cache always matches the text
+         * handed out and a conversation can continue from it. */
         if (bn_ctx_pos(c->ctx) >= bn_ctx_n_ctx(c->ctx)) break; /* context full: finish "length" */
         if ((st = bn_ctx_eval(c->ctx, &id, 1, false)) != BN_OK) break;
+        if (i + 1 == p->max_tokens) break;
     }
     if (st == BN_OK && stats->finish != BITNET_FINISH_STOP && stats->finish != BITNET_FINISH_CANCELLED) {
         /* release what was held back for a stop string that never came, and any partial UTF-8 */
