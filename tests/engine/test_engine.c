@@ -1,0 +1,284 @@
+/* Engine against bitnet.cpp: the synthetic BitNet models in tests/data/reference were evaluated
+ * by bitnet.cpp (see tests/data/reference/README.md).  Our logits must match positions 0 and 1
+ * to 1e-3 (exact math), every position with cosine >= 0.999, and >= 90% of argmaxes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/mem.h"
+#include "engine/engine.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
+
+/* Asserts success, printing the library's message when it fails. */
+#define assert_ok(expr) \
+    do { \
+        bn_status st_ = (expr); \
+        if (st_ != BN_OK) print_error("%s: %s\n", #expr, bn_last_error()); \
+        assert_int_equal(st_, BN_OK); \
+    } while (0)
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) buf[n] = '\0';
+    if (len) *len = (size_t)n;
+    return buf;
+}
+
+/* Reads the integer array that follows "key": in a JSON text (enough for case.json). */
+static int json_int_array(const char *json, const char *key, int32_t *out, int cap)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\"", key);
+    const char *p = strstr(json, pat);
+    if (!p) return -1;
+    p = strchr(p, '[');
+    if (!p) return -1;
+    int n = 0;
+    p++;
+    while (*p && *p != ']' && n < cap) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p) {
+            p++;
+            continue;
+        }
+        out[n++] = (int32_t)v;
+        p = end;
+    }
+    return n;
+}
+
+typedef struct {
+    double max_abs01, min_cos;
+    int argmax_agree, n;
+} agreement;
+
+static void compare(const float *ours, const float *ref, int n_tok, int n_vocab, agreement *a)
+{
+    a->max_abs01 = 0;
+    a->min_cos = 1;
+    a->argmax_agree = 0;
+    a->n = n_tok;
+    for (int t = 0; t < n_tok; t++) {
+        const float *x = ours + (size_t)t * n_vocab, *y = ref + (size_t)t * n_vocab;
+        double dot = 0, nx = 0, ny = 0;
+        int ax = 0, ay = 0;
+        for (int v = 0; v < n_vocab; v++) {
+            dot += (double)x[v] * y[v];
+            nx += (double)x[v] * x[v];
+            ny += (double)y[v] * y[v];
+            if (x[v] > x[ax]) ax = v;
+            if (y[v] > y[ay]) ay = v;
+            if (t < 2 && fabs((double)x[v] - y[v]) > a->max_abs01) a->max_abs01 = fabs((double)x[v] - y[v]);
+        }
+        double cos = dot / sqrt(nx * ny);
+        if (cos < a->min_cos) a->min_cos = cos;
+        a->argmax_agree += ax == ay;
+    }
+}
+
+static void run_reference(const char *dir, int n_threads, agreement *a)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/reference/%s/case.json", BITNET_TEST_DATA, dir);
+    char *json = slurp(path, NULL);
+    assert_non_null(json);
+    int32_t tokens[256];
+    int n = json_int_array(json, "tokens", tokens, 256);
+    assert_true(n > 8);
+    free(json);
+
+    snprintf(path, sizeof path, "%s/reference/%s/model.gguf", BITNET_TEST_DATA, dir);
+    bn_gguf *g;
+    assert_ok(bn_gguf_open(path, &g));
+    bn_model *m;
+    assert_ok(bn_model_init_gguf(g, &m));
+    bn_ctx_params cp = {.n_ctx = 64, .n_threads = n_threads};
+    bn_ctx *c;
+    assert_ok(bn_ctx_init(m, &cp, &c));
+    assert_ok(bn_ctx_eval(c, tokens, n, true));
+    const int nv = m->hp.n_vocab;
+    float *ours = malloc((size_t)n * nv * sizeof(float));
+    for (int t = 0; t < n; t++) memcpy(ours + (size_t)t * nv, bn_ctx_logits(c, t), (size_t)nv * sizeof(float));
+
+    snprintf(path, sizeof path, "%s/reference/%s/logits_ref.f32", BITNET_TEST_DATA, dir);
+    size_t len;
+    float *ref = (float *)slurp(path, &len);
+    assert_non_null(ref);
+    assert_int_equal(len, (size_t)n * nv * sizeof(float));
+    compare(ours, ref, n, nv, a);
+    printf("# %s (%d threads): positions 0-1 max|d| %.2e, min cosine %.6f, argmax %d/%d\n", dir, n_threads,
+           a->max_abs01, a->min_cos, a->argmax_agree, a->n);
+    free(ref);
+    free(ours);
+    bn_ctx_free(c);
+    bn_model_free(m);
+}
+
+static void check(const agreement *a)
+{
+    assert_true(a->max_abs01 <= 1e-3);
+    assert_true(a->min_cos >= 0.999);
+    assert_true(a->argmax_agree * 10 >= a->n * 9);
+}
+
+static void test_reference_i2s(void **state)
+{
+    (void)state;
+    agreement a1, a2;
+    run_reference("V1", 1, &a1);
+    check(&a1);
+    run_reference("V1", 2, &a2);
+    /* threads split rows, never a sum: results are identical */
+    assert_true(a1.max_abs01 == a2.max_abs01 && a1.min_cos == a2.min_cos);
+}
+
+static void test_reference_tq2(void **state)
+{
+    (void)state;
+    agreement a;
+    run_reference("V1-TQ2_0", 1, &a);
+    check(&a);
+}
+
+static void test_reference_tq1(void **state)
+{
+    (void)state;
+    agreement a;
+    run_reference("V1-TQ1_0", 2, &a);
+    check(&a);
+}
+
+/* bitnet.cpp's greedy continuation: 8 prompt tokens in one batch, then one token per step. */
+static void test_reference_greedy(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/reference/V1/case.json", BITNET_TEST_DATA);
+    char *json = slurp(path, NULL);
+    int32_t prompt[16], expect[64];
+    int np = json_int_array(json, "greedy_prompt", prompt, 16);
+    int ne = json_int_array(json, "greedy_ids", expect, 64);
+    free(json);
+    assert_int_equal(np, 8);
+    assert_int_equal(ne, 32);
+    snprintf(path, sizeof path, "%s/reference/V1/model.gguf", BITNET_TEST_DATA);
+    bn_gguf *g;
+    bn_model *m;
+    bn_ctx *c;
+    assert_ok(bn_gguf_open(path, &g));
+    assert_ok(bn_model_init_gguf(g, &m));
+    bn_ctx_params cp = {.n_ctx = 64, .n_threads = 2};
+    assert_ok(bn_ctx_init(m, &cp, &c));
+    assert_ok(bn_ctx_eval(c, prompt, np, false));
+    int agree = 0, first_diff = -1;
+    for (int i = 0; i < ne; i++) {
+        const float *l = bn_ctx_logits(c, -1);
+        int32_t best = 0;
+        for (int v = 1; v < m->hp.n_vocab; v++)
+            if (l[v] > l[best]) best = v;
+        if (best == expect[i]) agree++;
+        else if (first_diff < 0) first_diff = i;
+        assert_ok(bn_ctx_eval(c, &expect[i], 1, false)); /* teacher forcing */
+    }
+    printf("# greedy: %d/%d ids agree (first difference at %d)\n", agree, ne, first_diff);
+    assert_true(agree * 10 >= ne * 9);
+    bn_ctx_free(c);
+    bn_model_free(m);
+}
+
+static void test_context_overflow_and_bad_tokens(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/reference/V1/model.gguf", BITNET_TEST_DATA);
+    bn_gguf *g;
+    bn_model *m;
+    bn_ctx *c;
+    assert_ok(bn_gguf_open(path, &g));
+    assert_ok(bn_model_init_gguf(g, &m));
+    bn_ctx_params cp = {.n_ctx = 4, .n_threads = 1};
+    assert_ok(bn_ctx_init(m, &cp, &c));
+    int32_t toks[5] = {1, 2, 3, 4, 5};
+    assert_int_equal(bn_ctx_eval(c, toks, 5, false), BN_ERR_RANGE);
+    assert_non_null(strstr(bn_last_error(), "context"));
+    assert_int_equal(bn_ctx_pos(c), 0);
+    assert_ok(bn_ctx_eval(c, toks, 3, false));
+    assert_int_equal(bn_ctx_eval(c, toks, 2, false), BN_ERR_RANGE);
+    assert_int_equal(bn_ctx_pos(c), 3);
+    int32_t bad = 512;
+    assert_int_equal(bn_ctx_eval(c, &bad, 1, false), BN_ERR_RANGE);
+    assert_ok(bn_ctx_truncate(c, 1));
+    assert_int_equal(bn_ctx_pos(c), 1);
+    assert_int_equal(bn_ctx_truncate(c, 2), BN_ERR_RANGE);
+    bn_ctx_params bad_p = {.n_ctx = -1};
+    bn_ctx *c2;
+    assert_int_equal(bn_ctx_init(m, &bad_p, &c2), BN_ERR_INVALID_ARG);
+    bn_ctx_free(c);
+    bn_model_free(m);
+}
+
+/* Incremental decoding equals batch decoding up to the reference's own precision switch. */
+static void test_batch_vs_incremental(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/reference/V1/model.gguf", BITNET_TEST_DATA);
+    bn_gguf *g;
+    bn_model *m;
+    bn_ctx *c1, *c2;
+    assert_ok(bn_gguf_open(path, &g));
+    assert_ok(bn_model_init_gguf(g, &m));
+    bn_ctx_params cp = {.n_ctx = 32, .n_threads = 2, .kv_f32 = true};
+    assert_ok(bn_ctx_init(m, &cp, &c1));
+    assert_ok(bn_ctx_init(m, &cp, &c2));
+    int32_t toks[12] = {510, 5, 77, 300, 12, 9, 400, 401, 3, 250, 251, 100};
+    assert_ok(bn_ctx_eval(c1, toks, 12, true));
+    for (int i = 0; i < 12; i++) {
+        assert_ok(bn_ctx_eval(c2, &toks[i], 1, false));
+        const float *a = bn_ctx_logits(c1, i), *b = bn_ctx_logits(c2, -1);
+        double dot = 0, na = 0, nb = 0;
+        for (int v = 0; v < m->hp.n_vocab; v++) {
+            dot += (double)a[v] * b[v];
+            na += (double)a[v] * a[v];
+            nb += (double)b[v] * b[v];
+        }
+        assert_true(dot / sqrt(na * nb) > 0.999);
+    }
+    bn_ctx_free(c1);
+    bn_ctx_free(c2);
+    bn_model_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reference_i2s),
+        cmocka_unit_test(test_reference_tq2),
+        cmocka_unit_test(test_reference_tq1),
+        cmocka_unit_test(test_reference_greedy),
+        cmocka_unit_test(test_context_overflow_and_bad_tokens),
+        cmocka_unit_test(test_batch_vs_incremental),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
