@@ -71,19 +71,33 @@ typedef struct bn_gguf_value {
 
 typedef struct bn_gguf_tensor {
     bn_gguf_str name;
-    uint32_t type;  /* a bn_type id (validated: known and sizeable) */
+    uint32_t type;  /* a bn_type id (validated: known, and sizeable unless `sized` is false) */
     uint32_t n_dims;
     int64_t ne[BN_GGUF_MAX_DIMS]; /* ne[0] is the row length (input dimension); unused dims = 1 */
     int64_t n_elem;
     uint64_t offset;    /* relative to the start of the data section */
     const void *data;   /* in the mapping */
     size_t nbytes;
+    /* false only when opened with BN_GGUF_ALLOW_UNSIZED and the type has no byte size we know
+     * (TL1, TL2, ...): nbytes is then the span up to the next tensor's data (or the end of the
+     * file), an upper bound, and the data must not be interpreted. */
+    bool sized;
 } bn_gguf_tensor;
 
 /* Opens and validates a file; on failure *out is NULL and bn_last_error() says why. */
 bn_status bn_gguf_open(const char *path, bn_gguf **out);
 /* Same for a buffer the caller keeps alive until bn_gguf_free (used by the fuzzer and tests). */
 bn_status bn_gguf_open_memory(const void *data, size_t size, bn_gguf **out);
+
+/* Flags for the *_ex variants. */
+enum {
+    /* Accept tensors of known types whose byte size we cannot compute (TL1, TL2, and removed
+     * types like Q4_2): they get sized = false.  Without it such files fail with
+     * BN_ERR_UNSUPPORTED.  For inspection (`bitnet info`); a model loader leaves it off. */
+    BN_GGUF_ALLOW_UNSIZED = 1u << 0
+};
+bn_status bn_gguf_open_ex(const char *path, unsigned flags, bn_gguf **out);
+bn_status bn_gguf_open_memory_ex(const void *data, size_t size, unsigned flags, bn_gguf **out);
 void bn_gguf_free(bn_gguf *g);
 
 uint32_t bn_gguf_version(const bn_gguf *g);
@@ -92,6 +106,8 @@ size_t bn_gguf_file_size(const bn_gguf *g);
 size_t bn_gguf_data_offset(const bn_gguf *g); /* file offset of the tensor data section */
 /* Base address of the whole file mapping (to advise the OS about the data section). */
 const void *bn_gguf_file_data(const bn_gguf *g);
+/* Heap bytes the reader holds for g (not counting the mapping): at most 5 x file size + 1 KiB. */
+size_t bn_gguf_heap_bytes(const bn_gguf *g);
 
 /* Metadata */
 int64_t bn_gguf_n_kv(const bn_gguf *g);
