@@ -284,6 +284,12 @@ BITNET_API bitnet_status bitnet_context_truncate(bitnet_context *c, int n);
  * logits for every token are kept; otherwise only the last token's.  BITNET_ERR_RANGE if the
  * context would overflow (nothing is evaluated then). */
 BITNET_API bitnet_status bitnet_eval(bitnet_context *c, const bitnet_token *tokens, int n, bool all_logits);
+/* Continuous batching for servers: evaluates one token for each of n contexts (all made from
+ * the same model, each with its own KV cache and position) in one forward pass, so the weights
+ * are read once for all of them.  Afterwards bitnet_get_logits(contexts[i], -1) is token i's.
+ * Each context must have room for one more token (BITNET_ERR_RANGE otherwise, evaluating none).
+ * The pass runs on contexts[0]'s threads. */
+BITNET_API bitnet_status bitnet_eval_multi(bitnet_context *const *contexts, const bitnet_token *tokens, int n);
 /* Logits of token i of the last bitnet_eval (i = -1: the last token).  n_vocab floats, owned by
  * the context, valid until the next eval.  NULL if not kept. */
 BITNET_API const float *bitnet_get_logits(const bitnet_context *c, int i);
