@@ -184,6 +184,23 @@ bitnet_status bitnet_eval(bitnet_context *c, const bitnet_token *tokens, int n, 
     return (bitnet_status)bn_ctx_eval(c->ctx, tokens, n, all_logits);
 }
 
+bitnet_status bitnet_eval_multi(bitnet_context *const *contexts, const bitnet_token *tokens, int n)
+{
+    CHECK_ARG(contexts && tokens && n > 0, "bitnet_eval_multi: NULL argument or n <= 0");
+    bn_ctx **cs = bn_malloc((size_t)n * sizeof *cs);
+    if (!cs) return BITNET_ERR_NOMEM;
+    for (int i = 0; i < n; i++) {
+        if (!contexts[i] || contexts[i]->model->m != contexts[0]->model->m) {
+            bn_free(cs);
+            return (bitnet_status)bn_error(BN_ERR_INVALID_ARG, "bitnet_eval_multi: context %d is NULL or of another model", i);
+        }
+        cs[i] = contexts[i]->ctx;
+    }
+    bn_status st = bn_ctx_eval_multi(cs, tokens, n);
+    bn_free(cs);
+    return (bitnet_status)st;
+}
+
 const float *bitnet_get_logits(const bitnet_context *c, int i) { return c ? bn_ctx_logits(c->ctx, i) : NULL; }
 
 /* ---- sampling ---- */

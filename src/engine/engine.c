@@ -344,3 +344,18 @@ const float *bn_ctx_logits(const bn_ctx *c, int i)
     if (row < 0 || row >= c->n_logit_rows) return NULL;
     return c->logits + (size_t)row * (size_t)c->m->hp.n_vocab;
 }
+
+bn_status bn_ctx_eval_multi(bn_ctx *const *cs, const int32_t *tokens, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (cs[i]->pos >= cs[i]->n_ctx)
+            return bn_error(BN_ERR_RANGE, "context overflow: sequence %d is full (%d tokens)", i, cs[i]->n_ctx);
+        for (int j = 0; j < i; j++)
+            if (cs[j] == cs[i]) return bn_error(BN_ERR_INVALID_ARG, "sequence %d appears twice in one batch", i);
+    }
+    for (int i = 0; i < n; i++) {
+        bn_status st = bn_ctx_eval(cs[i], &tokens[i], 1, false);
+        if (st != BN_OK) return st;
+    }
+    return BN_OK;
+}

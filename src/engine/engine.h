@@ -37,6 +37,8 @@ bn_status bn_ctx_truncate(bn_ctx *c, int n);
 /* Evaluates tokens at the current position.  all_logits: keep logits of every token; else only
  * the last one's.  Fails with BN_ERR_RANGE (evaluating nothing) if the cache would overflow. */
 bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int n, bool all_logits);
+/* One token for each of n contexts of the same model, in one pass on cs[0]'s threads. */
+bn_status bn_ctx_eval_multi(bn_ctx *const *cs, const int32_t *tokens, int n);
 /* Logits of token i of the last eval (-1 = last); NULL if not kept. */
 const float *bn_ctx_logits(const bn_ctx *c, int i);
 
