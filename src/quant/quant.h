@@ -13,6 +13,9 @@
 #include "common/status.h"
 #include "gguf/types.h"
 
+/* I2_S packs every 128 consecutive elements (of the flattened tensor) into 32 bytes. */
+#define BN_I2S_BLOCK 128
+
 /* Dequantize n elements (a whole number of blocks; for I2_S a whole tensor of n elements,
  * whose scale sits after the packed bytes) to float. */
 bn_status bn_dequantize(uint32_t type, const void *src, int64_t n, float *dst);
@@ -30,7 +33,8 @@ float bn_i2s_scale(const void *data, int64_t n);
 bn_status bn_quantize(uint32_t type, const float *src, int64_t rows, int64_t ne0, void *dst);
 
 /* Absmean ternarisation (BitNet b1.58): scale = max(mean|W|, 1e-5); t = clamp(round(W/scale), -1, 1).
- * Writes codes in {-1,0,1} (rows*ne0 of them) and returns the scale. */
+ * Writes codes in {-1,0,1} (rows*ne0 of them) and returns the scale.  As BitNet's preprocessing does
+ * it in fp32, W/scale is computed as W * (1/scale) and rounded half to even. */
 float bn_ternarize_absmean(const float *w, int64_t n, int8_t *t);
 
 /* Ternary values and scales of a ternary tensor: t[i] in {-1,0,+1}; for I2_S one scale
@@ -44,5 +48,23 @@ bn_status bn_ternary_encode(uint32_t type, const int8_t *t, const float *scales,
  *   q = clamp(round_half_even((float)(x*s)), -128, 127);  sum = sum(q).
  * Returns s (the divisor that undoes the scaling). */
 float bn_quantize_act_i8(const float *x, int64_t n, int8_t *q, int32_t *sum);
+
+/* Q8_K activations (TQ1_0, TQ2_0, Q6_K inputs), bit for bit as ggml's quantize_row_q8_K_ref, per
+ * 256-element block b: the element of largest magnitude `max` (signed) gives iscale = -127/max,
+ * q = min(127, round_half_even(iscale*x)), d[b] = 1/iscale (d = 0 and q = 0 for an all-zero block).
+ * bsum[b] = sum of the block's q; bsums16[16b + j] = sum of q over its j-th 16 elements (either may
+ * be NULL).  n % 256 == 0. */
+void bn_quantize_act_q8_K(const float *x, int64_t n, int8_t *q, float *d, int32_t *bsum, int16_t *bsums16);
+
+/* Q8_0 activations (Q8_0 weights' input) as ggml's x86 quantize_row_q8_0 computes them, per 32-element
+ * block b: d[b] = fp16(amax/127) (stored here already widened to float), q = round_half_even(x*127/amax).
+ * n % 32 == 0. */
+void bn_quantize_act_q8_0(const float *x, int64_t n, int8_t *q, float *d);
+
+/* Single codes, for kernels' tests and repacking: I2_S code (0..3) of element i of a tensor; TQ2_0
+ * code (0..3) and TQ1_0 trit (0..2) of element e (0..255) of one block. */
+int bn_i2s_code(const uint8_t *data, int64_t i);
+int bn_tq2_code(const uint8_t *block, int e);
+int bn_tq1_trit(const uint8_t *block, int e);
 
 #endif

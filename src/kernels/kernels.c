@@ -1,0 +1,278 @@
+/* Kernel front end: weight and activation preparation, and the threaded matmul that hands row
+ * ranges to the implementation chosen by the dispatcher (cpu.c). */
+#include <string.h>
+
+#include "common/error.h"
+#include "common/fp16.h"
+#include "common/mem.h"
+#include "kernels/kernels_impl.h"
+#include "quant/quant.h"
+
+/* ---- weights ---- */
+
+static int64_t weight_col_multiple(uint32_t type)
+{
+    switch (type) {
+    case BN_TYPE_I2_S: return BN_I2S_BLOCK;
+    case BN_TYPE_TQ1_0:
+    case BN_TYPE_TQ2_0:
+    case BN_TYPE_Q6_K: return 256;
+    case BN_TYPE_Q8_0: return 32;
+    case BN_TYPE_F32:
+    case BN_TYPE_F16:
+    case BN_TYPE_BF16: return 1;
+    default: return 0;
+    }
+}
+
+bn_status bn_weight_init(bn_weight *w, uint32_t type, const void *data, int64_t rows, int64_t cols)
+{
+    if (!w) return bn_error(BN_ERR_INVALID_ARG, "weight: NULL");
+    memset(w, 0, sizeof *w);
+    int64_t mult = weight_col_multiple(type);
+    const char *name = bn_type_name(type);
+    if (mult == 0)
+        return bn_error(BN_ERR_UNSUPPORTED, "weight: no matmul kernel for tensor type %s (%u)", name ? name : "unknown",
+                        type);
+    if (!data) return bn_error(BN_ERR_INVALID_ARG, "weight: NULL data");
+    if (rows <= 0 || cols <= 0 || cols % mult)
+        return bn_error(BN_ERR_INVALID_ARG, "weight: %s needs rows >= 1 and a row length that is a multiple of %lld, got %lld x %lld",
+                        name, (long long)mult, (long long)rows, (long long)cols);
+    /* Kernels index with int64 and int32 integer sums: bound the shape (see the overflow notes in
+     * kernels_ref.c; 2^24 columns keeps every sum far from overflow and (float)sum exact). */
+    if (cols > (1 << 24) || rows > INT64_MAX / cols)
+        return bn_error(BN_ERR_RANGE, "weight: shape %lld x %lld is too large", (long long)rows, (long long)cols);
+    size_t nb;
+    if (!bn_type_tensor_nbytes(type, cols, rows * cols, &nb))
+        return bn_error(BN_ERR_RANGE, "weight: size of %lld x %lld %s overflows", (long long)rows, (long long)cols, name);
+    w->type = type;
+    w->data = data;
+    w->rows = rows;
+    w->cols = cols;
+    w->scale = type == BN_TYPE_I2_S ? bn_i2s_scale(data, rows * cols) : 1.0f;
+    w->packed = NULL;
+    return BN_OK;
+}
+
+void bn_weight_free(bn_weight *w)
+{
+    if (!w) return;
+    bn_aligned_free(w->packed);
+    w->packed = NULL;
+}
+
+bn_act_format bn_weight_act_format(const bn_weight *w)
+{
+    switch (w->type) {
+    case BN_TYPE_I2_S: return BN_ACT_I8_ROW;
+    case BN_TYPE_TQ1_0:
+    case BN_TYPE_TQ2_0:
+    case BN_TYPE_Q6_K: return BN_ACT_Q8_K;
+    case BN_TYPE_Q8_0: return BN_ACT_Q8_0;
+    case BN_TYPE_F16: return BN_ACT_F16;
+    case BN_TYPE_BF16: return BN_ACT_BF16;
+    default: return BN_ACT_F32;
+    }
+}
+
+/* ---- activations ----
+ * Buffer layout (each part 64-byte aligned):
+ *   I8_ROW: q [n_tok*cols] int8 | d [n_tok] float | sum [n_tok] int32
+ *   Q8_K:   q [n_tok*cols] int8 | d [n_tok*cols/256] float | sum [n_tok*cols/256] int32 | bsums [n_tok*cols/16] int16
+ *   Q8_0:   q [n_tok*cols] int8 | d [n_tok*cols/32] float
+ *   F16, BF16: h [n_tok*cols] uint16
+ *   F32:    nothing (a->x points at the caller's input) */
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+typedef struct act_layout {
+    size_t off_q, off_d, off_sum, off_bsums, off_h, total;
+} act_layout;
+
+static void act_layout_get(bn_act_format fmt, int64_t n_tok, int64_t cols, act_layout *L)
+{
+    size_t n = (size_t)n_tok * (size_t)cols, nt = (size_t)n_tok;
+    memset(L, 0, sizeof *L);
+    switch (fmt) {
+    case BN_ACT_I8_ROW:
+        L->off_d = align64(n);
+        L->off_sum = L->off_d + align64(nt * 4);
+        L->total = L->off_sum + align64(nt * 4);
+        break;
+    case BN_ACT_Q8_K:
+        L->off_d = align64(n);
+        L->off_sum = L->off_d + align64(n / 256 * 4);
+        L->off_bsums = L->off_sum + align64(n / 256 * 4);
+        L->total = L->off_bsums + align64(n / 16 * 2);
+        break;
+    case BN_ACT_Q8_0:
+        L->off_d = align64(n);
+        L->total = L->off_d + align64(n / 32 * 4);
+        break;
+    case BN_ACT_F16:
+    case BN_ACT_BF16: L->total = align64(n * 2); break;
+    default: L->total = 0; break;
+    }
+}
+
+void bn_act_view_get(const bn_act *a, bn_act_view *v)
+{
+    act_layout L;
+    act_layout_get(a->format, a->n_tok, a->cols, &L);
+    const uint8_t *b = a->buf;
+    memset(v, 0, sizeof *v);
+    v->n_tok = a->n_tok;
+    v->cols = a->cols;
+    switch (a->format) {
+    case BN_ACT_I8_ROW:
+    case BN_ACT_Q8_K:
+    case BN_ACT_Q8_0:
+        v->q = (const int8_t *)b;
+        v->d = (const float *)(const void *)(b + L.off_d);
+        if (a->format != BN_ACT_Q8_0) v->sum = (const int32_t *)(const void *)(b + L.off_sum);
+        if (a->format == BN_ACT_Q8_K) v->bsums = (const int16_t *)(const void *)(b + L.off_bsums);
+        break;
+    case BN_ACT_F16:
+    case BN_ACT_BF16: v->h = (const uint16_t *)(const void *)b; break;
+    default: v->x = a->x; break;
+    }
+}
+
+void bn_act_init(bn_act *a)
+{
+    memset(a, 0, sizeof *a);
+}
+
+void bn_act_free(bn_act *a)
+{
+    if (!a) return;
+    bn_aligned_free(a->buf);
+    memset(a, 0, sizeof *a);
+}
+
+typedef struct act_task {
+    bn_act_format fmt;
+    const float *x;
+    int64_t n_tok, cols;
+    uint8_t *buf;
+    act_layout L;
+} act_task;
+
+static void act_quantize_rows(void *arg, int ith, int nth)
+{
+    act_task *T = arg;
+    long lo, hi;
+    bn_split_range((long)T->n_tok, ith, nth, 1, &lo, &hi);
+    const int64_t K = T->cols;
+    for (int64_t t = lo; t < hi; t++) {
+        const float *x = T->x + t * K;
+        switch (T->fmt) {
+        case BN_ACT_I8_ROW: {
+            int8_t *q = (int8_t *)T->buf + t * K;
+            float *d = (float *)(void *)(T->buf + T->L.off_d);
+            int32_t *s = (int32_t *)(void *)(T->buf + T->L.off_sum);
+            d[t] = bn_quantize_act_i8(x, K, q, &s[t]);
+            break;
+        }
+        case BN_ACT_Q8_K: {
+            int8_t *q = (int8_t *)T->buf + t * K;
+            float *d = (float *)(void *)(T->buf + T->L.off_d) + t * (K / 256);
+            int32_t *s = (int32_t *)(void *)(T->buf + T->L.off_sum) + t * (K / 256);
+            int16_t *bs = (int16_t *)(void *)(T->buf + T->L.off_bsums) + t * (K / 16);
+            bn_quantize_act_q8_K(x, K, q, d, s, bs);
+            break;
+        }
+        case BN_ACT_Q8_0: {
+            int8_t *q = (int8_t *)T->buf + t * K;
+            float *d = (float *)(void *)(T->buf + T->L.off_d) + t * (K / 32);
+            bn_quantize_act_q8_0(x, K, q, d);
+            break;
+        }
+        case BN_ACT_F16: {
+            uint16_t *h = (uint16_t *)(void *)T->buf + t * K;
+            for (int64_t k = 0; k < K; k++) h[k] = bn_fp32_to_fp16(x[k]);
+            break;
+        }
+        case BN_ACT_BF16: {
+            uint16_t *h = (uint16_t *)(void *)T->buf + t * K;
+            for (int64_t k = 0; k < K; k++) h[k] = bn_fp32_to_bf16(x[k]);
+            break;
+        }
+        default: break;
+        }
+    }
+}
+
+bn_status bn_act_quantize(bn_act *a, bn_act_format fmt, const float *x, int64_t n_tok, int64_t cols,
+                          bn_threadpool *pool)
+{
+    if (!a || !x) return bn_error(BN_ERR_INVALID_ARG, "activations: NULL argument");
+    if ((unsigned)fmt > BN_ACT_Q8_0) return bn_error(BN_ERR_INVALID_ARG, "activations: unknown format %d", (int)fmt);
+    int64_t mult = fmt == BN_ACT_I8_ROW ? BN_I2S_BLOCK : fmt == BN_ACT_Q8_K ? 256 : fmt == BN_ACT_Q8_0 ? 32 : 1;
+    /* the buffer's size computation needs n_tok * cols * 8 to fit a size_t */
+    if (n_tok <= 0 || cols <= 0 || cols % mult || cols > (1 << 24) || (uint64_t)n_tok > (SIZE_MAX / 8) / (uint64_t)cols)
+        return bn_error(BN_ERR_INVALID_ARG, "activations: bad shape %lld x %lld (row length must be a multiple of %lld)",
+                        (long long)n_tok, (long long)cols, (long long)mult);
+    act_layout L;
+    act_layout_get(fmt, n_tok, cols, &L);
+    if (L.total > a->buf_cap) {
+        void *nb = bn_aligned_alloc(L.total, 64);
+        if (!nb) return BN_ERR_NOMEM;
+        bn_aligned_free(a->buf);
+        a->buf = nb;
+        a->buf_cap = L.total;
+    }
+    a->format = fmt;
+    a->n_tok = n_tok;
+    a->cols = cols;
+    a->x = fmt == BN_ACT_F32 ? x : NULL;
+    if (fmt == BN_ACT_F32) return BN_OK;
+    act_task T = {fmt, x, n_tok, cols, a->buf, L};
+    if (n_tok == 1 || !pool) act_quantize_rows(&T, 0, 1);
+    else bn_threadpool_run(pool, act_quantize_rows, &T);
+    return BN_OK;
+}
+
+/* ---- matmul ---- */
+
+typedef struct mm_task {
+    const bn_weight *w;
+    bn_act_view v;
+    float *y;
+    bn_mm_fn fn;
+    long align;
+} mm_task;
+
+static void mm_rows(void *arg, int ith, int nth)
+{
+    mm_task *T = arg;
+    long lo, hi;
+    bn_split_range((long)T->w->rows, ith, nth, T->align, &lo, &hi);
+    if (lo < hi) T->fn(T->w, &T->v, T->y, lo, hi);
+}
+
+bn_status bn_matmul(const bn_weight *w, const bn_act *a, float *y, bn_threadpool *pool)
+{
+    if (!w || !a || !y || !w->data) return bn_error(BN_ERR_INVALID_ARG, "matmul: NULL argument");
+    if (a->format != bn_weight_act_format(w))
+        return bn_error(BN_ERR_INVALID_ARG, "matmul: activations are in format %d, %s weights need %d", (int)a->format,
+                        bn_type_name(w->type), (int)bn_weight_act_format(w));
+    if (a->cols != w->cols || a->n_tok <= 0)
+        return bn_error(BN_ERR_INVALID_ARG, "matmul: activations have %lld columns, weights %lld", (long long)a->cols,
+                        (long long)w->cols);
+    if (a->format == BN_ACT_F32 ? !a->x : !a->buf) return bn_error(BN_ERR_STATE, "matmul: activations not prepared");
+    const bn_kernel_table *tab = bn_kernel_table_get(bn_kernels_active());
+    bn_mm_fn fn = tab->mm[w->type] ? tab->mm[w->type] : bn_kernels_ref.mm[w->type];
+    if (!fn) return bn_error(BN_ERR_UNSUPPORTED, "matmul: no kernel for %s", bn_type_name(w->type));
+    mm_task T;
+    T.w = w;
+    bn_act_view_get(a, &T.v);
+    T.y = y;
+    T.fn = fn;
+    T.align = tab->mm[w->type] && tab->row_align > 1 ? tab->row_align : 1;
+    /* Small products are not worth waking the workers for. */
+    double work = (double)w->rows * (double)w->cols * (double)a->n_tok;
+    if (!pool || bn_threadpool_size(pool) == 1 || work < 65536.0) mm_rows(&T, 0, 1);
+    else bn_threadpool_run(pool, mm_rows, &T);
+    return BN_OK;
+}

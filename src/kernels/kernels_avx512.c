@@ -1,0 +1,2 @@
+#include "kernels/kernels_impl.h"
+const bn_kernel_table bn_kernels_avx512 = {.row_align = 1};

@@ -1,0 +1,68 @@
+/* Internal interface between the kernel front end (kernels.c), the dispatcher (cpu.c) and the
+ * implementations (kernels_ref.c, kernels_avx2.c, ...).  Not for use outside src/kernels and its
+ * tests. */
+#ifndef BN_KERNELS_IMPL_H
+#define BN_KERNELS_IMPL_H
+
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+
+/* Prepared activations, as pointers into bn_act.buf (see bn_act_view_get for the layout). */
+typedef struct bn_act_view {
+    const int8_t *q;      /* I8_ROW, Q8_K, Q8_0: [n_tok][cols] */
+    const float *d;       /* I8_ROW: s per token [n_tok]; Q8_K: [n_tok][cols/256]; Q8_0: [n_tok][cols/32] */
+    const int32_t *sum;   /* I8_ROW: sum of q per token [n_tok]; Q8_K: per 256-block [n_tok][cols/256] */
+    const int16_t *bsums; /* Q8_K: sums per 16 elements [n_tok][cols/16] */
+    const uint16_t *h;    /* F16, BF16: [n_tok][cols] */
+    const float *x;       /* F32: [n_tok][cols] */
+    int64_t n_tok, cols;
+} bn_act_view;
+
+void bn_act_view_get(const bn_act *a, bn_act_view *v);
+
+/* Computes y[t * w->rows + r] for every token t and rows r0 <= r < r1. */
+typedef void (*bn_mm_fn)(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1);
+
+/* One implementation: a kernel per weight type (NULL: use the reference's). */
+typedef struct bn_kernel_table {
+    bn_mm_fn mm[BN_TYPE_COUNT];
+    /* Rows a thread's share is rounded to (keeps SIMD row groups whole); 0 means 1. */
+    int row_align;
+} bn_kernel_table;
+
+extern const bn_kernel_table bn_kernels_ref;
+#if defined(BN_HAVE_AVX2)
+extern const bn_kernel_table bn_kernels_avx2;
+#endif
+#if defined(BN_HAVE_AVX512)
+extern const bn_kernel_table bn_kernels_avx512;
+#endif
+#if defined(BN_HAVE_NEON)
+extern const bn_kernel_table bn_kernels_neon;
+#endif
+
+/* The table of an implementation (NULL if not compiled in). */
+const bn_kernel_table *bn_kernel_table_get(bn_kernel_impl k);
+/* Whether this build has, and this CPU can run, the implementation. */
+int bn_kernel_impl_available(bn_kernel_impl k);
+
+/* Float dot products of F32/F16/BF16 weights use one summation order on every implementation, the
+ * one ggml's AVX2 code uses: 32 running sums (element k goes to sum k % 32, each updated with a
+ * fused multiply-add), reduced as 4 vectors of 8 (v0+v2, v1+v3, then their sum), then the two
+ * 4-lane halves, then pairwise (l0+l1)+(l2+l3); a tail of K % 32 elements is added in double.  So
+ * every implementation gives the same bits.  (For F16/BF16 inputs each product is exact in float,
+ * so a plain multiply-add equals the fused one.) */
+static inline float bn_reduce32(const float p[32])
+{
+    float v[8];
+    for (int i = 0; i < 8; i++) {
+        float v0 = p[i] + p[16 + i];
+        float v1 = p[8 + i] + p[24 + i];
+        v[i] = v0 + v1;
+    }
+    float t0 = v[0] + v[4], t1 = v[1] + v[5], t2 = v[2] + v[6], t3 = v[3] + v[7];
+    return (t0 + t1) + (t2 + t3);
+}
+
+#endif

@@ -1,0 +1,428 @@
+/* Tests of src/kernels: the reference matmul against a naive double-precision computation of the
+ * same quantised math, every SIMD implementation against the reference (bit for bit), worst-case
+ * integer ranges, threading, dispatch and bad arguments. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/fp16.h"
+#include "common/mem.h"
+#include "kernels/kernels.h"
+#include "kernels/kernels_impl.h"
+#include "quant/quant.h"
+
+static uint32_t rng_state = 2024;
+static uint32_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state;
+}
+static float rndf(void) { return (float)(rnd() & 0xffffff) / 16777216.0f * 2.0f - 1.0f; }
+
+static const uint32_t all_types[] = {BN_TYPE_I2_S, BN_TYPE_TQ2_0, BN_TYPE_TQ1_0, BN_TYPE_Q8_0,
+                                     BN_TYPE_Q6_K, BN_TYPE_F16,   BN_TYPE_BF16,  BN_TYPE_F32};
+#define N_TYPES (sizeof all_types / sizeof all_types[0])
+
+static int64_t col_multiple(uint32_t t)
+{
+    switch (t) {
+    case BN_TYPE_I2_S: return 128;
+    case BN_TYPE_TQ1_0:
+    case BN_TYPE_TQ2_0:
+    case BN_TYPE_Q6_K: return 256;
+    case BN_TYPE_Q8_0: return 32;
+    default: return 1;
+    }
+}
+
+/* Random weights of a type (valid ternary codes only). */
+static void *make_weights(uint32_t type, int64_t rows, int64_t K)
+{
+    size_t nb;
+    assert_true(bn_type_tensor_nbytes(type, K, rows * K, &nb));
+    uint8_t *p = malloc(nb);
+    int64_t n = rows * K;
+    if (type == BN_TYPE_I2_S || type == BN_TYPE_TQ1_0 || type == BN_TYPE_TQ2_0) {
+        int8_t *t = malloc((size_t)n);
+        float *sc = malloc(sizeof(float) * (size_t)(n / 128 + 1));
+        for (int64_t i = 0; i < n; i++) t[i] = (int8_t)((int)(rnd() % 3) - 1);
+        for (int64_t b = 0; b < n / 128 + 1; b++) sc[b] = 0.01f + (float)(rnd() % 1000) / 1000.0f;
+        assert_int_equal(bn_ternary_encode(type, t, sc, n, p), BN_OK);
+        free(t);
+        free(sc);
+    } else if (type == BN_TYPE_F32 || type == BN_TYPE_F16 || type == BN_TYPE_BF16) {
+        float *f = malloc(sizeof(float) * (size_t)n);
+        for (int64_t i = 0; i < n; i++) f[i] = rndf() * 0.1f;
+        assert_int_equal(bn_quantize(type, f, rows, K, p), BN_OK);
+        free(f);
+    } else {
+        for (size_t i = 0; i < nb; i++) p[i] = (uint8_t)rnd();
+        /* keep the fp16 block scales finite and modest */
+        size_t bsz = type == BN_TYPE_Q8_0 ? 34 : 210, off = type == BN_TYPE_Q8_0 ? 0 : 208;
+        for (size_t b = 0; b < nb / bsz; b++) {
+            uint16_t h = bn_fp32_to_fp16(0.001f + (float)(rnd() % 100) / 10000.0f);
+            memcpy(p + b * bsz + off, &h, 2);
+        }
+    }
+    return p;
+}
+
+static float *make_input(int64_t n_tok, int64_t K)
+{
+    float *x = malloc(sizeof(float) * (size_t)(n_tok * K));
+    for (int64_t i = 0; i < n_tok * K; i++) x[i] = rndf() * (1.0f + (float)(i % 7));
+    return x;
+}
+
+/* The activation value the kernel sees, from the prepared buffer. */
+static double act_value(const bn_act_view *v, bn_act_format f, int64_t t, int64_t k)
+{
+    int64_t K = v->cols;
+    switch (f) {
+    case BN_ACT_I8_ROW: return (double)v->q[t * K + k] / (double)v->d[t];
+    case BN_ACT_Q8_K: return (double)v->q[t * K + k] * (double)v->d[t * (K / 256) + k / 256];
+    case BN_ACT_Q8_0: return (double)v->q[t * K + k] * (double)v->d[t * (K / 32) + k / 32];
+    case BN_ACT_F16: return bn_fp16_to_fp32(v->h[t * K + k]);
+    case BN_ACT_BF16: return bn_bf16_to_fp32(v->h[t * K + k]);
+    default: return v->x[t * K + k];
+    }
+}
+
+/* y by the naive route: dequantise the weight row, multiply with the activation values in double. */
+static void naive(const bn_weight *w, const bn_act *a, double *y, double *mag)
+{
+    bn_act_view v;
+    bn_act_view_get(a, &v);
+    float *row = malloc(sizeof(float) * (size_t)w->cols);
+    for (int64_t r = 0; r < w->rows; r++) {
+        assert_int_equal(bn_dequantize_row(w->type, w->data, w->cols, r, w->scale, row), BN_OK);
+        for (int64_t t = 0; t < a->n_tok; t++) {
+            double s = 0, m = 0;
+            for (int64_t k = 0; k < w->cols; k++) {
+                double p = (double)row[k] * act_value(&v, a->format, t, k);
+                s += p;
+                m += fabs(p);
+            }
+            y[t * w->rows + r] = s;
+            mag[t * w->rows + r] = m;
+        }
+    }
+    free(row);
+}
+
+static void test_reference_matches_naive(void **state)
+{
+    (void)state;
+    assert_int_equal(bn_kernels_force(BN_KERNEL_REF), BN_OK);
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        uint32_t type = all_types[ti];
+        int64_t K = col_multiple(type) * (type == BN_TYPE_I2_S ? 5 : 3), rows = 7, n_tok = 3;
+        if (col_multiple(type) == 1) K = 99; /* float types: any K, with a tail after the 32-lane part */
+        void *wd = make_weights(type, rows, K);
+        float *x = make_input(n_tok, K);
+        bn_weight w;
+        assert_int_equal(bn_weight_init(&w, type, wd, rows, K), BN_OK);
+        bn_act a;
+        bn_act_init(&a);
+        assert_int_equal(bn_act_quantize(&a, bn_weight_act_format(&w), x, n_tok, K, NULL), BN_OK);
+        float *y = malloc(sizeof(float) * (size_t)(rows * n_tok));
+        double *yn = malloc(sizeof(double) * (size_t)(rows * n_tok)), *mag = malloc(sizeof(double) * (size_t)(rows * n_tok));
+        assert_int_equal(bn_matmul(&w, &a, y, NULL), BN_OK);
+        naive(&w, &a, yn, mag);
+        for (int64_t i = 0; i < rows * n_tok; i++) {
+            double tol = 1e-6 * mag[i] + 1e-30;
+            if (fabs((double)y[i] - yn[i]) > tol) {
+                fprintf(stderr, "%s: y[%lld] = %.9g, naive %.9g\n", bn_type_name(type), (long long)i, y[i], yn[i]);
+                fail();
+            }
+        }
+        bn_act_free(&a);
+        bn_weight_free(&w);
+        free(wd), free(x), free(y), free(yn), free(mag);
+    }
+}
+
+static void test_i2s_exact_formula(void **state)
+{
+    (void)state;
+    /* y = ((float)acc - (float)sum) / s * scale, in float, with acc = sum(code * q) */
+    assert_int_equal(bn_kernels_force(BN_KERNEL_REF), BN_OK);
+    const int64_t K = 256, rows = 3;
+    void *wd = make_weights(BN_TYPE_I2_S, rows, K);
+    float *x = make_input(1, K);
+    bn_weight w;
+    assert_int_equal(bn_weight_init(&w, BN_TYPE_I2_S, wd, rows, K), BN_OK);
+    bn_act a;
+    bn_act_init(&a);
+    assert_int_equal(bn_act_quantize(&a, BN_ACT_I8_ROW, x, 1, K, NULL), BN_OK);
+    int8_t q[256];
+    int32_t sum;
+    float s = bn_quantize_act_i8(x, K, q, &sum);
+    float y[3];
+    assert_int_equal(bn_matmul(&w, &a, y, NULL), BN_OK);
+    for (int r = 0; r < rows; r++) {
+        int32_t acc = 0;
+        for (int k = 0; k < K; k++) acc += bn_i2s_code(wd, r * K + k) * q[k];
+        float e = ((float)acc - (float)sum) / s * w.scale;
+        assert_true(memcmp(&e, &y[r], 4) == 0);
+    }
+    bn_act_free(&a);
+    free(wd), free(x);
+}
+
+/* Runs one product on the implementation k and on the reference; they must agree bit for bit. */
+static void compare_impl(bn_kernel_impl k, uint32_t type, int64_t rows, int64_t K, int64_t n_tok, bn_threadpool *pool,
+                         void (*poke)(bn_act *a))
+{
+    void *wd = make_weights(type, rows, K);
+    float *x = make_input(n_tok, K);
+    bn_weight w;
+    assert_int_equal(bn_weight_init(&w, type, wd, rows, K), BN_OK);
+    bn_act a;
+    bn_act_init(&a);
+    assert_int_equal(bn_act_quantize(&a, bn_weight_act_format(&w), x, n_tok, K, pool), BN_OK);
+    if (poke) poke(&a);
+    float *y0 = malloc(sizeof(float) * (size_t)(rows * n_tok)), *y1 = malloc(sizeof(float) * (size_t)(rows * n_tok));
+    assert_int_equal(bn_kernels_force(BN_KERNEL_REF), BN_OK);
+    assert_int_equal(bn_matmul(&w, &a, y0, NULL), BN_OK);
+    assert_int_equal(bn_kernels_force(k), BN_OK);
+    assert_int_equal(bn_matmul(&w, &a, y1, pool), BN_OK);
+    for (int64_t i = 0; i < rows * n_tok; i++)
+        if (memcmp(&y0[i], &y1[i], 4) != 0) {
+            fprintf(stderr, "%s %s rows %lld K %lld n_tok %lld: y[%lld] = %.9g, reference %.9g\n", bn_kernel_impl_name(k),
+                    bn_type_name(type), (long long)rows, (long long)K, (long long)n_tok, (long long)i, y1[i], y0[i]);
+            fail();
+        }
+    bn_act_free(&a);
+    bn_weight_free(&w);
+    free(wd), free(x), free(y0), free(y1);
+}
+
+static void test_impls_equal_reference(void **state)
+{
+    (void)state;
+    bn_threadpool *pool;
+    assert_int_equal(bn_threadpool_init(&pool, 2), BN_OK);
+    for (int k = BN_KERNEL_AVX2; k <= BN_KERNEL_WASM; k++) {
+        if (!bn_kernel_impl_available((bn_kernel_impl)k)) continue;
+        for (size_t ti = 0; ti < N_TYPES; ti++) {
+            uint32_t type = all_types[ti];
+            int64_t m = col_multiple(type);
+            /* random shapes: odd row counts, K from one block up to 16384, 1 to 9 tokens */
+            for (int rep = 0; rep < 6; rep++) {
+                int64_t rows = 1 + (int64_t)(rnd() % 37);
+                int64_t K = m == 1 ? 1 + (int64_t)(rnd() % 700) : m * (1 + (int64_t)(rnd() % (2048 / m + 1)));
+                int64_t n_tok = rep < 2 ? 1 : 1 + (int64_t)(rnd() % 9);
+                compare_impl((bn_kernel_impl)k, type, rows, K, n_tok, rep & 1 ? pool : NULL, NULL);
+            }
+            compare_impl((bn_kernel_impl)k, type, 5, 16384, 1, NULL, NULL);
+            compare_impl((bn_kernel_impl)k, type, 3, 16384, 5, pool, NULL);
+            if (m <= 128) compare_impl((bn_kernel_impl)k, type, 9, 128, 17, pool, NULL);
+        }
+    }
+    bn_threadpool_free(pool);
+    bn_kernels_force(BN_KERNEL_REF);
+}
+
+/* Worst cases for the integer sums: every activation at an extreme of int8. */
+static int g_fill;
+static void poke_extreme(bn_act *a)
+{
+    bn_act_view v;
+    bn_act_view_get(a, &v);
+    int8_t *q = (int8_t *)v.q;
+    int64_t n = v.n_tok * v.cols;
+    for (int64_t i = 0; i < n; i++) q[i] = (int8_t)(g_fill == 2 ? (i & 1 ? 127 : -128) : g_fill);
+    if (a->format == BN_ACT_I8_ROW)
+        for (int64_t t = 0; t < v.n_tok; t++) {
+            int32_t s = 0;
+            for (int64_t k = 0; k < v.cols; k++) s += q[t * v.cols + k];
+            ((int32_t *)v.sum)[t] = s;
+        }
+    if (a->format == BN_ACT_Q8_K) {
+        for (int64_t b = 0; b < n / 256; b++) {
+            int32_t s = 0;
+            for (int j = 0; j < 16; j++) {
+                int s16 = 0;
+                for (int l = 0; l < 16; l++) s16 += q[b * 256 + j * 16 + l];
+                ((int16_t *)v.bsums)[b * 16 + j] = (int16_t)s16;
+                s += s16;
+            }
+            ((int32_t *)v.sum)[b] = s;
+        }
+    }
+}
+
+static void *all_plus_one(uint32_t type, int64_t rows, int64_t K)
+{
+    int64_t n = rows * K;
+    int8_t *t = malloc((size_t)n);
+    float sc[1024];
+    for (int i = 0; i < 1024; i++) sc[i] = 1.0f;
+    memset(t, 1, (size_t)n);
+    size_t nb;
+    assert_true(bn_type_tensor_nbytes(type, K, n, &nb));
+    void *p = malloc(nb);
+    assert_int_equal(bn_ternary_encode(type, t, sc, n, p), BN_OK);
+    free(t);
+    return p;
+}
+
+static void test_worst_case_sums(void **state)
+{
+    (void)state;
+    const uint32_t tt[3] = {BN_TYPE_I2_S, BN_TYPE_TQ2_0, BN_TYPE_TQ1_0};
+    const int64_t Ks[3] = {6912, 16384, 65536};
+    for (int fill = 0; fill < 3; fill++) {
+        g_fill = fill == 0 ? -128 : fill == 1 ? 127 : 2;
+        for (int ti = 0; ti < 3; ti++)
+            for (int ki = 0; ki < 3; ki++) {
+                int64_t K = Ks[ki], rows = 3, n_tok = 2;
+                void *wd = all_plus_one(tt[ti], rows, K);
+                float *x = make_input(n_tok, K);
+                bn_weight w;
+                assert_int_equal(bn_weight_init(&w, tt[ti], wd, rows, K), BN_OK);
+                bn_act a;
+                bn_act_init(&a);
+                assert_int_equal(bn_act_quantize(&a, bn_weight_act_format(&w), x, n_tok, K, NULL), BN_OK);
+                poke_extreme(&a);
+                bn_act_view v;
+                bn_act_view_get(&a, &v);
+                float *y = malloc(sizeof(float) * (size_t)(rows * n_tok));
+                for (int k = 0; k <= BN_KERNEL_WASM; k++) {
+                    if (!bn_kernel_impl_available((bn_kernel_impl)k)) continue;
+                    assert_int_equal(bn_kernels_force((bn_kernel_impl)k), BN_OK);
+                    assert_int_equal(bn_matmul(&w, &a, y, NULL), BN_OK);
+                    for (int64_t t = 0; t < n_tok; t++) {
+                        /* exact: every weight +1, so the sum is sum(q) (I2_S: 2*sum - sum) */
+                        int64_t qs = 0;
+                        for (int64_t kk = 0; kk < K; kk++) qs += v.q[t * K + kk];
+                        float e;
+                        if (tt[ti] == BN_TYPE_I2_S) {
+                            e = ((float)(2 * qs) - (float)qs) / v.d[t] * w.scale;
+                        } else {
+                            float s = 0;
+                            for (int64_t b = 0; b < K / 256; b++) {
+                                int32_t bs = 0;
+                                for (int l = 0; l < 256; l++) bs += v.q[t * K + b * 256 + l];
+                                s += (float)bs * (v.d[t * (K / 256) + b] * 1.0f);
+                            }
+                            e = s;
+                        }
+                        if (memcmp(&e, &y[t * rows], 4) != 0) {
+                            fprintf(stderr, "%s %s K %lld fill %d: %.9g expected %.9g\n",
+                                    bn_kernel_impl_name((bn_kernel_impl)k), bn_type_name(tt[ti]), (long long)K, g_fill,
+                                    y[t * rows], e);
+                            fail();
+                        }
+                    }
+                }
+                bn_act_free(&a);
+                free(wd), free(x), free(y);
+            }
+    }
+    bn_kernels_force(BN_KERNEL_REF);
+}
+
+static void test_threads_same_result(void **state)
+{
+    (void)state;
+    bn_threadpool *pool;
+    assert_int_equal(bn_threadpool_init(&pool, 3), BN_OK);
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        uint32_t type = all_types[ti];
+        int64_t K = col_multiple(type) == 1 ? 160 : 512, rows = 101, n_tok = 4;
+        void *wd = make_weights(type, rows, K);
+        float *x = make_input(n_tok, K);
+        bn_weight w;
+        assert_int_equal(bn_weight_init(&w, type, wd, rows, K), BN_OK);
+        bn_act a, a2;
+        bn_act_init(&a);
+        bn_act_init(&a2);
+        assert_int_equal(bn_act_quantize(&a, bn_weight_act_format(&w), x, n_tok, K, NULL), BN_OK);
+        assert_int_equal(bn_act_quantize(&a2, bn_weight_act_format(&w), x, n_tok, K, pool), BN_OK);
+        float *y0 = malloc(sizeof(float) * (size_t)(rows * n_tok)), *y1 = malloc(sizeof(float) * (size_t)(rows * n_tok));
+        bn_kernels_force(bn_kernel_impl_available(BN_KERNEL_AVX2) ? BN_KERNEL_AVX2 : BN_KERNEL_REF);
+        assert_int_equal(bn_matmul(&w, &a, y0, NULL), BN_OK);
+        assert_int_equal(bn_matmul(&w, &a2, y1, pool), BN_OK);
+        assert_memory_equal(y0, y1, sizeof(float) * (size_t)(rows * n_tok));
+        bn_act_free(&a);
+        bn_act_free(&a2);
+        free(wd), free(x), free(y0), free(y1);
+    }
+    bn_threadpool_free(pool);
+    bn_kernels_force(BN_KERNEL_REF);
+}
+
+static void test_bad_arguments(void **state)
+{
+    (void)state;
+    uint8_t buf[4096] = {0};
+    bn_weight w;
+    assert_int_equal(bn_weight_init(&w, BN_TYPE_I2_S, buf, 2, 100), BN_ERR_INVALID_ARG);
+    assert_non_null(strstr(bn_last_error(), "multiple of 128"));
+    assert_int_equal(bn_weight_init(&w, BN_TYPE_TQ2_0, buf, 2, 128), BN_ERR_INVALID_ARG);
+    assert_int_equal(bn_weight_init(&w, BN_TYPE_Q4_0, buf, 2, 32), BN_ERR_UNSUPPORTED);
+    assert_int_equal(bn_weight_init(&w, BN_TYPE_F16, NULL, 2, 32), BN_ERR_INVALID_ARG);
+    assert_int_equal(bn_weight_init(&w, BN_TYPE_F16, buf, 0, 32), BN_ERR_INVALID_ARG);
+    assert_int_equal(bn_weight_init(&w, BN_TYPE_F16, buf, INT64_MAX / 2, 1 << 20), BN_ERR_RANGE);
+    assert_int_equal(bn_weight_init(&w, BN_TYPE_F16, buf, 4, 64), BN_OK);
+    float x[256] = {0}, y[16];
+    bn_act a;
+    bn_act_init(&a);
+    assert_int_equal(bn_act_quantize(&a, BN_ACT_Q8_K, x, 1, 100, NULL), BN_ERR_INVALID_ARG);
+    assert_int_equal(bn_act_quantize(&a, (bn_act_format)77, x, 1, 64, NULL), BN_ERR_INVALID_ARG);
+    assert_int_equal(bn_matmul(&w, &a, y, NULL), BN_ERR_INVALID_ARG); /* never prepared (format F32, cols 0) */
+    assert_int_equal(bn_act_quantize(&a, BN_ACT_I8_ROW, x, 1, 128, NULL), BN_OK);
+    assert_int_equal(bn_matmul(&w, &a, y, NULL), BN_ERR_INVALID_ARG); /* wrong format */
+    assert_int_equal(bn_act_quantize(&a, BN_ACT_F16, x, 1, 32, NULL), BN_OK);
+    assert_int_equal(bn_matmul(&w, &a, y, NULL), BN_ERR_INVALID_ARG); /* wrong K */
+    assert_int_equal(bn_act_quantize(&a, BN_ACT_F16, x, 1, 64, NULL), BN_OK);
+    assert_int_equal(bn_matmul(&w, &a, y, NULL), BN_OK);
+    assert_int_equal(bn_matmul(&w, &a, NULL, NULL), BN_ERR_INVALID_ARG);
+    bn_act_free(&a);
+}
+
+static void test_dispatch(void **state)
+{
+    (void)state;
+    const bn_cpu_features *f = bn_cpu_features_get();
+    assert_non_null(f);
+    assert_true(bn_cpu_features_get() == f);
+    assert_int_equal(bn_kernels_force(BN_KERNEL_REF), BN_OK);
+    assert_int_equal(bn_kernels_active(), BN_KERNEL_REF);
+#if defined(__x86_64__)
+    assert_int_equal(bn_kernels_force(BN_KERNEL_NEON), BN_ERR_UNSUPPORTED);
+    if (f->avx2 && f->fma && f->f16c) {
+        assert_int_equal(bn_kernels_force(BN_KERNEL_AVX2), BN_OK);
+        assert_int_equal(bn_kernels_active(), BN_KERNEL_AVX2);
+    }
+#endif
+    assert_int_equal(bn_kernels_force((bn_kernel_impl)99), BN_ERR_INVALID_ARG);
+    assert_string_equal(bn_kernel_impl_name(BN_KERNEL_AVX512), "avx512");
+    bn_kernels_force(BN_KERNEL_REF);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dispatch),
+        cmocka_unit_test(test_reference_matches_naive),
+        cmocka_unit_test(test_i2s_exact_formula),
+        cmocka_unit_test(test_impls_equal_reference),
+        cmocka_unit_test(test_worst_case_sums),
+        cmocka_unit_test(test_threads_same_result),
+        cmocka_unit_test(test_bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
