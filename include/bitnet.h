@@ -363,6 +363,26 @@ BITNET_API bitnet_status bitnet_generate_stream(bitnet_context *c, bitnet_sample
 BITNET_API char *bitnet_generate(bitnet_model *m, const char *prompt, const bitnet_generate_params *params);
 BITNET_API void bitnet_free_string(char *s);
 
+/* ============================================================================================
+ * Synthetic models (tests and benchmarks)
+ * ============================================================================================ */
+
+typedef struct bitnet_gen_model_params {
+    const char *arch;     /* "bitnet-b1.58" (the only one so far) */
+    int n_layer, n_embd, n_head, n_head_kv, n_ff, n_vocab, n_ctx;
+    uint32_t weight_type; /* ggml type id: 36 I2_S (default), 34 TQ1_0, 35 TQ2_0 */
+    uint32_t embd_type;   /* 1 F16 (default), 8 Q8_0, 0 F32 */
+    uint64_t seed;
+} bitnet_gen_model_params;
+
+/* Defaults: the "tiny" shape (2 layers x 256, 4/2 heads, FFN 768, vocab 512), I2_S, F16 embeddings. */
+BITNET_API void bitnet_gen_model_params_default(bitnet_gen_model_params *p);
+/* Sets the shape from "tiny", "2b4t" (the real BitNet b1.58 2B-4T shapes) or "LAYERSxHIDDEN". */
+BITNET_API bitnet_status bitnet_gen_model_params_shape(bitnet_gen_model_params *p, const char *shape);
+/* Writes a model with random ternary weights and a synthetic byte-level tokenizer, in the key
+ * order, tensor names and layout of Microsoft's official GGUF file (atomically). */
+BITNET_API bitnet_status bitnet_gen_model(const bitnet_gen_model_params *p, const char *path);
+
 #ifdef __cplusplus
 }
 #endif
