@@ -142,9 +142,14 @@ static bn_status matmul1(bn_ctx *c, const float *x, int n, bn_weight *w, float *
 
 /* ---- attention -------------------------------------------------------------------------- */
 
+/* A pass evaluates n tokens; token t belongs to sequence seq[t] (whose KV cache it reads and
+ * writes) at position pos[t].  A plain eval has one sequence; continuous batching has many. */
 typedef struct {
-    bn_ctx *c;
-    int layer, n, pos0;
+    bn_ctx *c;             /* owner of the scratch buffers and threads */
+    bn_ctx *const *seq;    /* [n] */
+    const int *pos;        /* [n] */
+    int layer, n;
+    bool decode;           /* one new token per sequence: numerics of a single-token pass */
 } attn_task;
 
 /* One (token, head) pair per work item: scores against every cached position up to its own,
@@ -163,41 +168,43 @@ static void attn_worker(void *arg, int ith, int nth)
     float qh[1024];
     long lo, hi;
     bn_split_range((long)t->n * H, ith, nth, 1, &lo, &hi);
-    const size_t layer_off = (size_t)t->layer * (size_t)c->n_ctx * kvd;
     for (long item = lo; item < hi; item++) {
         const int tok = (int)(item / H), h = (int)(item % H), kvh = h / group;
-        const int p = t->pos0 + tok; /* attends to positions 0..p */
+        const bn_ctx *sc = t->seq[tok];
+        const int p = t->pos[tok]; /* attends to positions 0..p of its own sequence */
+        const size_t layer_off = (size_t)t->layer * (size_t)sc->n_ctx * kvd;
         const float *q = c->q + (size_t)tok * (size_t)hp->n_embd + (size_t)h * hd;
         float *o = c->att + (size_t)tok * (size_t)hp->n_embd + (size_t)h * hd;
         memcpy(qh, q, (size_t)hd * sizeof(float));
         if (!c->kv_f32) bn_round_f16(qh, hd);
         for (int j = 0; j <= p; j++) {
             size_t off = layer_off + (size_t)j * kvd + (size_t)kvh * hd;
-            scores[j] = c->kv_f32 ? bn_dot_f32((const float *)c->k_cache + off, qh, hd)
-                                  : bn_dot_f16_f32((const uint16_t *)c->k_cache + off, qh, hd);
+            scores[j] = c->kv_f32 ? bn_dot_f32((const float *)sc->k_cache + off, qh, hd)
+                                  : bn_dot_f16_f32((const uint16_t *)sc->k_cache + off, qh, hd);
         }
         bn_softmax(scores, p + 1, scale);
-        if (t->n == 1 && !c->kv_f32) bn_round_f16(scores, p + 1);
+        if (t->decode && !c->kv_f32) bn_round_f16(scores, p + 1);
         memset(o, 0, (size_t)hd * sizeof(float));
         for (int j = 0; j <= p; j++) {
             size_t off = layer_off + (size_t)j * kvd + (size_t)kvh * hd;
-            if (c->kv_f32) bn_axpy_f32(o, scores[j], (const float *)c->v_cache + off, hd);
-            else bn_axpy_f16(o, scores[j], (const uint16_t *)c->v_cache + off, hd);
+            if (c->kv_f32) bn_axpy_f32(o, scores[j], (const float *)sc->v_cache + off, hd);
+            else bn_axpy_f16(o, scores[j], (const uint16_t *)sc->v_cache + off, hd);
         }
     }
 }
 
-static void store_kv(bn_ctx *c, int layer, int n, int pos0)
+static void store_kv(bn_ctx *c, bn_ctx *const *seq, const int *pos, int layer, int n)
 {
     const size_t kvd = kv_dim(c->m);
     for (int t = 0; t < n; t++) {
-        size_t off = ((size_t)layer * (size_t)c->n_ctx + (size_t)(pos0 + t)) * kvd;
+        bn_ctx *sc = seq[t];
+        size_t off = ((size_t)layer * (size_t)sc->n_ctx + (size_t)pos[t]) * kvd;
         const float *k = c->k + (size_t)t * kvd, *v = c->v + (size_t)t * kvd;
         if (c->kv_f32) {
-            memcpy((float *)c->k_cache + off, k, kvd * sizeof(float));
-            memcpy((float *)c->v_cache + off, v, kvd * sizeof(float));
+            memcpy((float *)sc->k_cache + off, k, kvd * sizeof(float));
+            memcpy((float *)sc->v_cache + off, v, kvd * sizeof(float));
         } else {
-            uint16_t *kc = (uint16_t *)c->k_cache + off, *vc = (uint16_t *)c->v_cache + off;
+            uint16_t *kc = (uint16_t *)sc->k_cache + off, *vc = (uint16_t *)sc->v_cache + off;
             for (size_t i = 0; i < kvd; i++) {
                 kc[i] = bn_fp32_to_fp16(k[i]);
                 vc[i] = bn_fp32_to_fp16(v[i]);
@@ -208,19 +215,22 @@ static void store_kv(bn_ctx *c, int layer, int n, int pos0)
 
 /* ---- one forward pass of n <= n_batch tokens ---------------------------------------------- */
 
-static bn_status forward(bn_ctx *c, const int32_t *tokens, int n, bool all_logits)
+/* decode: every token is the next one of its own sequence (a single-token eval, or continuous
+ * batching).  Such tokens get single-token numerics whatever n is, so a sequence's output does not
+ * depend on which other sequences share the pass. */
+static bn_status forward(bn_ctx *c, bn_ctx *const *seq, const int *pos, const int32_t *tokens, int n,
+                         bool all_logits, bool decode)
 {
     const bn_model *m = c->m;
     const bn_hparams *hp = &m->hp;
     const int d = hp->n_embd, ff = hp->n_ff, hd = hp->head_dim, nrot = hp->n_rot;
     const size_t kvd = kv_dim(m);
-    const int pos0 = c->pos;
     bn_status st;
 
     for (int t = 0; t < n; t++)
         if ((st = bn_model_embed(m, tokens[t], c->x + (size_t)t * d)) != BN_OK) return st;
     for (int t = 0; t < n; t++)
-        bn_rope_cache(c->rope_cos + (size_t)t * (nrot / 2), c->rope_sin + (size_t)t * (nrot / 2), nrot, pos0 + t,
+        bn_rope_cache(c->rope_cos + (size_t)t * (nrot / 2), c->rope_sin + (size_t)t * (nrot / 2), nrot, pos[t],
                       hp->rope_theta);
 
     for (int l = 0; l < hp->n_layer; l++) {
@@ -241,8 +251,8 @@ static bn_status forward(bn_ctx *c, const int32_t *tokens, int n, bool all_logit
             for (int h = 0; h < hp->n_head_kv; h++)
                 bn_rope_apply(c->k + (size_t)t * kvd + (size_t)h * hd, nrot, cs, sn, hp->rope_neox);
         }
-        store_kv(c, l, n, pos0);
-        attn_task at = {c, l, n, pos0};
+        store_kv(c, seq, pos, l, n);
+        attn_task at = {c, seq, pos, l, n, decode};
         bn_threadpool_run(c->pool, attn_worker, &at);
         if (hp->sub_norms)
             for (int t = 0; t < n; t++)
@@ -290,8 +300,26 @@ static bn_status forward(bn_ctx *c, const int32_t *tokens, int n, bool all_logit
     c->n_logit_rows = rows;
     c->logit_first = first;
     c->last_n = n;
-    c->pos += n;
     return BN_OK;
+}
+
+/* One pass of a single sequence: tokens at c->pos, c->pos + 1, ... */
+static bn_status forward_seq(bn_ctx *c, const int32_t *tokens, int n, bool all_logits)
+{
+    bn_ctx **seq = bn_malloc((size_t)n * sizeof *seq);
+    int *pos = bn_malloc((size_t)n * sizeof *pos);
+    bn_status st = seq && pos ? BN_OK : BN_ERR_NOMEM;
+    if (st == BN_OK) {
+        for (int t = 0; t < n; t++) {
+            seq[t] = c;
+            pos[t] = c->pos + t;
+        }
+        st = forward(c, seq, pos, tokens, n, all_logits, n == 1);
+        if (st == BN_OK) c->pos += n;
+    }
+    bn_free(seq);
+    bn_free(pos);
+    return st;
 }
 
 bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int n, bool all_logits)
@@ -307,7 +335,7 @@ bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int n, bool all_logits)
         /* logits of intermediate passes are not needed */
         for (int done = 0; done < n;) {
             int chunk = n - done < c->n_batch ? n - done : c->n_batch;
-            bn_status st = forward(c, tokens + done, chunk, all_logits && done + chunk == n);
+            bn_status st = forward_seq(c, tokens + done, chunk, all_logits && done + chunk == n);
             if (st != BN_OK) return st;
             done += chunk;
         }
@@ -319,7 +347,7 @@ bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int n, bool all_logits)
     if (!all) return BN_ERR_NOMEM;
     for (int done = 0; done < n;) {
         int chunk = n - done < c->n_batch ? n - done : c->n_batch;
-        bn_status st = forward(c, tokens + done, chunk, true);
+        bn_status st = forward_seq(c, tokens + done, chunk, true);
         if (st != BN_OK) {
             bn_free(all);
             return st;
@@ -347,15 +375,57 @@ const float *bn_ctx_logits(const bn_ctx *c, int i)
 
 bn_status bn_ctx_eval_multi(bn_ctx *const *cs, const int32_t *tokens, int n)
 {
+    if (n <= 0) return bn_error(BN_ERR_INVALID_ARG, "no tokens to evaluate");
+    bn_ctx *c = cs[0];
     for (int i = 0; i < n; i++) {
+        if (cs[i]->m != c->m) return bn_error(BN_ERR_INVALID_ARG, "sequence %d belongs to another model", i);
         if (cs[i]->pos >= cs[i]->n_ctx)
             return bn_error(BN_ERR_RANGE, "context overflow: sequence %d is full (%d tokens)", i, cs[i]->n_ctx);
+        if (cs[i]->pos >= c->n_ctx || cs[i]->kv_f32 != c->kv_f32)
+            return bn_error(BN_ERR_INVALID_ARG, "sequence %d has a longer context or another KV type than sequence 0", i);
+        if (tokens[i] < 0 || tokens[i] >= c->m->hp.n_vocab)
+            return bn_error(BN_ERR_RANGE, "token %d (id %d) is outside the vocabulary", i, tokens[i]);
         for (int j = 0; j < i; j++)
             if (cs[j] == cs[i]) return bn_error(BN_ERR_INVALID_ARG, "sequence %d appears twice in one batch", i);
     }
-    for (int i = 0; i < n; i++) {
-        bn_status st = bn_ctx_eval(cs[i], &tokens[i], 1, false);
-        if (st != BN_OK) return st;
+    /* all rows' logits come out of one pass, then each sequence gets its own */
+    const size_t nv = (size_t)c->m->hp.n_vocab;
+    int *pos = bn_malloc((size_t)n * sizeof *pos);
+    float *mine = bn_malloc(nv * sizeof(float)); /* c's row, while later chunks reuse its buffer */
+    if (!pos || !mine) {
+        bn_free(pos);
+        bn_free(mine);
+        return BN_ERR_NOMEM;
     }
-    return BN_OK;
+    bn_status st = BN_OK;
+    for (int done = 0; done < n && st == BN_OK; done += c->n_batch) {
+        int chunk = n - done < c->n_batch ? n - done : c->n_batch;
+        for (int i = 0; i < chunk; i++) pos[i] = cs[done + i]->pos;
+        st = forward(c, cs + done, pos, tokens + done, chunk, true, true);
+        for (int i = 0; i < chunk && st == BN_OK; i++) {
+            bn_ctx *sc = cs[done + i];
+            if (sc != c && sc->logits_cap < nv) {
+                float *nl = bn_realloc(sc->logits, nv * sizeof(float));
+                if (!nl) {
+                    st = BN_ERR_NOMEM;
+                    break;
+                }
+                sc->logits = nl;
+                sc->logits_cap = nv;
+            }
+            if (sc != c) memcpy(sc->logits, c->logits + (size_t)i * nv, nv * sizeof(float));
+        }
+        if (done == 0 && st == BN_OK) memcpy(mine, c->logits, nv * sizeof(float)); /* c is cs[0]: row 0 */
+        for (int i = 0; i < chunk && st == BN_OK; i++) {
+            bn_ctx *sc = cs[done + i];
+            sc->pos++;
+            sc->n_logit_rows = 1;
+            sc->logit_first = 0;
+            sc->last_n = 1;
+        }
+    }
+    if (st == BN_OK) memcpy(c->logits, mine, nv * sizeof(float));
+    bn_free(pos);
+    bn_free(mine);
+    return st;
 }

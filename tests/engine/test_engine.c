@@ -270,6 +270,54 @@ static void test_batch_vs_incremental(void **state)
     bn_model_free(m);
 }
 
+/* Continuous batching: one pass over several sequences gives each the logits it would get alone. */
+static void test_eval_multi(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/reference/V1/model.gguf", BITNET_TEST_DATA);
+    bn_gguf *g;
+    bn_model *m;
+    assert_ok(bn_gguf_open(path, &g));
+    assert_ok(bn_model_init_gguf(g, &m));
+    enum { NS = 3 };
+    bn_ctx *multi[NS], *alone[NS];
+    bn_ctx_params cp = {.n_ctx = 32, .n_threads = 2, .n_batch = 2}; /* n_batch 2: the pass is split */
+    const int32_t prompts[NS][4] = {{510, 1, 2, 3}, {510, 100, 200}, {510, 7}};
+    const int plen[NS] = {4, 3, 2};
+    for (int i = 0; i < NS; i++) {
+        assert_ok(bn_ctx_init(m, &cp, &multi[i]));
+        assert_ok(bn_ctx_init(m, &cp, &alone[i]));
+        assert_ok(bn_ctx_eval(multi[i], prompts[i], plen[i], false));
+        assert_ok(bn_ctx_eval(alone[i], prompts[i], plen[i], false));
+    }
+    int32_t next[NS] = {40, 41, 42};
+    for (int step = 0; step < 3; step++) {
+        assert_ok(bn_ctx_eval_multi(multi, next, NS));
+        for (int i = 0; i < NS; i++) {
+            assert_ok(bn_ctx_eval(alone[i], &next[i], 1, false));
+            assert_int_equal(bn_ctx_pos(multi[i]), bn_ctx_pos(alone[i]));
+            const float *a = bn_ctx_logits(multi[i], -1), *b = bn_ctx_logits(alone[i], -1);
+            double dot = 0, na = 0, nb = 0;
+            for (int v = 0; v < m->hp.n_vocab; v++) {
+                dot += (double)a[v] * b[v];
+                na += (double)a[v] * a[v];
+                nb += (double)b[v] * b[v];
+            }
+            /* bit for bit: a sequence's output must not depend on its batch neighbours */
+            (void)dot;
+            assert_memory_equal(a, b, (size_t)m->hp.n_vocab * sizeof(float));
+        }
+    }
+    bn_ctx *dup[2] = {multi[0], multi[0]};
+    assert_int_equal(bn_ctx_eval_multi(dup, next, 2), BN_ERR_INVALID_ARG);
+    for (int i = 0; i < NS; i++) {
+        bn_ctx_free(multi[i]);
+        bn_ctx_free(alone[i]);
+    }
+    bn_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -279,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_reference_greedy),
         cmocka_unit_test(test_context_overflow_and_bad_tokens),
         cmocka_unit_test(test_batch_vs_incremental),
+        cmocka_unit_test(test_eval_multi),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
