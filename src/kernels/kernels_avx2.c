@@ -1,2 +1,391 @@
+/* AVX2 (+FMA, F16C) kernels.  Each gives exactly the reference's result: integer sums are exact and
+ * the float steps are the reference's, in its order (kernels_ref.c, kernels_impl.h).
+ *
+ * Integer ranges (why int16 lanes never overflow here).  _mm256_maddubs_epi16(u8 codes, s8 q)
+ * adds two products per int16 lane.  Ternary codes are 0..3 (3 only in a corrupt file) and
+ * q in [-128, 127], so a lane holds at most 2*3*128 = 768 in magnitude: maddubs never saturates.
+ *   I2_S: a 128-element block adds 4 such lanes (<= 3072); int16 accumulators take 8 blocks
+ *         (<= 24576 < 32767), then widen to int32 (pairs: <= 49152 per 8 blocks per lane), so an
+ *         int32 lane stays below 2^31 for K < 2^30; weights are limited to K <= 2^24.
+ *   TQ2_0/TQ1_0: a 256-element block adds 8 lanes (<= 6144) before widening per block.
+ *   Q8_0: |w| <= 128 (abs of -128), |q| <= 127 (our Q8_0 activations never hold -128), so a lane
+ *         is <= 2*128*127 = 32512 < 32767; widened per 32-element block.
+ * The worst cases (every code +1, every q -128 or 127, K = 6912 .. 65536) are tested. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "common/fp16.h"
 #include "kernels/kernels_impl.h"
-const bn_kernel_table bn_kernels_avx2 = {.row_align = 1};
+
+#define BN_AI static inline __attribute__((always_inline))
+
+BN_AI int32_t hsum_i32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+BN_AI __m256i loadu(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+BN_AI float f16_scalar(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return bn_fp16_to_fp32(h);
+}
+
+/* Rows of a thread's share are processed in tiles whose packed weights fit in a part of L1, and
+ * tokens in groups of up to 4, so a GEMM reads each weight tile from cache once per token group
+ * instead of from memory once per token. */
+static int64_t row_tile(size_t row_bytes)
+{
+    int64_t r = (int64_t)(12288 / (row_bytes ? row_bytes : 1));
+    return r < 1 ? 1 : r > 64 ? 64 : r;
+}
+
+/* ---- I2_S ---- */
+
+BN_AI void i2s_row(const uint8_t *row, int64_t nblk, const int8_t *q0, int64_t K, const int T, int32_t *out)
+{
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    __m256i acc[4];
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_si256();
+    for (int64_t b = 0; b < nblk;) {
+        int64_t bend = b + 8 < nblk ? b + 8 : nblk;
+        __m256i a16[4];
+        for (int t = 0; t < T; t++) a16[t] = _mm256_setzero_si256();
+        for (; b < bend; b++) {
+            __m256i w = loadu(row + 32 * b);
+            /* byte j holds elements j, 32+j, 64+j, 96+j from the high bits down */
+            __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(w, 6), m3);
+            __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(w, 4), m3);
+            __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(w, 2), m3);
+            __m256i c3 = _mm256_and_si256(w, m3);
+            for (int t = 0; t < T; t++) {
+                const int8_t *q = q0 + t * K + 128 * b;
+                __m256i p0 = _mm256_maddubs_epi16(c0, loadu(q));
+                __m256i p1 = _mm256_maddubs_epi16(c1, loadu(q + 32));
+                __m256i p2 = _mm256_maddubs_epi16(c2, loadu(q + 64));
+                __m256i p3 = _mm256_maddubs_epi16(c3, loadu(q + 96));
+                a16[t] = _mm256_add_epi16(a16[t], _mm256_add_epi16(_mm256_add_epi16(p0, p1), _mm256_add_epi16(p2, p3)));
+            }
+        }
+        for (int t = 0; t < T; t++) acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(a16[t], ones));
+    }
+    for (int t = 0; t < T; t++) out[t] = hsum_i32(acc[t]);
+}
+
+static void mm_i2s_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
+{
+    const int64_t K = w->cols, nblk = K / 128, rb = K / 4, R = row_tile((size_t)rb);
+    const uint8_t *base = w->data;
+    for (int64_t rt = r0; rt < r1; rt += R) {
+        int64_t rend = rt + R < r1 ? rt + R : r1;
+        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
+            int64_t T = a->n_tok - t0 < 4 ? a->n_tok - t0 : 4;
+            const int8_t *q = a->q + t0 * K;
+            for (int64_t r = rt; r < rend; r++) {
+                int32_t acc[4];
+                const uint8_t *row = base + r * rb;
+                switch (T) {
+                case 1: i2s_row(row, nblk, q, K, 1, acc); break;
+                case 2: i2s_row(row, nblk, q, K, 2, acc); break;
+                case 3: i2s_row(row, nblk, q, K, 3, acc); break;
+                default: i2s_row(row, nblk, q, K, 4, acc); break;
+                }
+                for (int64_t t = 0; t < T; t++)
+                    y[(t0 + t) * w->rows + r] = ((float)acc[t] - (float)a->sum[t0 + t]) / a->d[t0 + t] * w->scale;
+            }
+        }
+    }
+}
+
+/* ---- TQ2_0 / TQ1_0 ---- */
+
+/* Sum over one 32-element chunk: codes (u8) times q. */
+BN_AI __m256i dot32(__m256i codes, const int8_t *q) { return _mm256_maddubs_epi16(codes, loadu(q)); }
+
+BN_AI void tq2_row(const uint8_t *row, int64_t nb, const bn_act_view *a, int64_t t0, const int T, float *out)
+{
+    const int64_t K = a->cols;
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    float sumf[4] = {0, 0, 0, 0};
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + 66 * b;
+        __m256i v0 = loadu(blk), v1 = loadu(blk + 32);
+        /* byte m of half h holds elements 128h + m, +32, +64, +96 from the low bits up */
+        __m256i c[8] = {
+            _mm256_and_si256(v0, m3), _mm256_and_si256(_mm256_srli_epi16(v0, 2), m3),
+            _mm256_and_si256(_mm256_srli_epi16(v0, 4), m3), _mm256_and_si256(_mm256_srli_epi16(v0, 6), m3),
+            _mm256_and_si256(v1, m3), _mm256_and_si256(_mm256_srli_epi16(v1, 2), m3),
+            _mm256_and_si256(_mm256_srli_epi16(v1, 4), m3), _mm256_and_si256(_mm256_srli_epi16(v1, 6), m3),
+        };
+        float wd = f16_scalar(blk + 64);
+        for (int t = 0; t < T; t++) {
+            const int8_t *q = a->q + (t0 + t) * K + 256 * b;
+            __m256i s = _mm256_add_epi16(_mm256_add_epi16(dot32(c[0], q), dot32(c[1], q + 32)),
+                                         _mm256_add_epi16(dot32(c[2], q + 64), dot32(c[3], q + 96)));
+            s = _mm256_add_epi16(s, _mm256_add_epi16(_mm256_add_epi16(dot32(c[4], q + 128), dot32(c[5], q + 160)),
+                                                     _mm256_add_epi16(dot32(c[6], q + 192), dot32(c[7], q + 224))));
+            int32_t sumi = hsum_i32(_mm256_madd_epi16(s, ones)) - a->sum[(t0 + t) * (K / 256) + b];
+            float d = a->d[(t0 + t) * (K / 256) + b] * wd;
+            sumf[t] += (float)sumi * d;
+        }
+    }
+    for (int t = 0; t < T; t++) out[t] = sumf[t];
+}
+
+/* TQ1_0 trits.  Byte b holds 5 trits as a base-3 fraction; trit n = ((uint8)(b * 3^n) * 3) >> 8. */
+BN_AI __m256i mul3_u8(__m256i q) { return _mm256_add_epi8(q, _mm256_add_epi8(q, q)); }
+BN_AI __m256i mul9_u8(__m256i q)
+{
+    /* (q << 3) per byte: the 16-bit shift drags 3 bits of the lower byte up; the mask drops them */
+    return _mm256_add_epi8(_mm256_and_si256(_mm256_slli_epi16(q, 3), _mm256_set1_epi8((char)0xf8)), q);
+}
+BN_AI __m256i top_trit(__m256i q)
+{
+    /* (q * 3) >> 8 per byte, through 16-bit high multiplies of each byte moved to a lane's top */
+    const __m256i k3 = _mm256_set1_epi16(3);
+    __m256i even = _mm256_mulhi_epu16(_mm256_slli_epi16(q, 8), k3);
+    __m256i odd = _mm256_mulhi_epu16(_mm256_and_si256(q, _mm256_set1_epi16((short)0xff00)), k3);
+    return _mm256_or_si256(even, _mm256_slli_epi16(odd, 8));
+}
+
+/* The 16 trits of qh[0..3] in element order (element 240 + 4n + m = trit n of byte m), in 128 bits. */
+BN_AI __m128i tq1_qh_trits(const uint8_t *qh)
+{
+    uint32_t v;
+    memcpy(&v, qh, 4);
+    __m128i x = _mm_set1_epi32((int)v);
+    const __m128i pw = _mm_setr_epi16(1, 1, 3, 3, 9, 9, 27, 27);
+    const __m128i lo = _mm_set1_epi16(0xff);
+    __m128i even = _mm_and_si128(_mm_mullo_epi16(_mm_and_si128(x, lo), pw), lo);
+    __m128i odd = _mm_and_si128(_mm_mullo_epi16(_mm_srli_epi16(x, 8), pw), lo);
+    const __m128i k3 = _mm_set1_epi16(3);
+    even = _mm_srli_epi16(_mm_mullo_epi16(even, k3), 8);
+    odd = _mm_srli_epi16(_mm_mullo_epi16(odd, k3), 8);
+    return _mm_or_si128(even, _mm_slli_epi16(odd, 8));
+}
+
+BN_AI void tq1_block_trits(const uint8_t *blk, __m256i c[8])
+{
+    __m256i x = loadu(blk);
+    __m256i x3 = mul3_u8(x), x9 = mul9_u8(x);
+    c[0] = top_trit(x);
+    c[1] = top_trit(x3);
+    c[2] = top_trit(x9);
+    c[3] = top_trit(mul9_u8(x3));
+    c[4] = top_trit(mul9_u8(x9));
+    /* qs[32..47]: 5 trits of 16 bytes, elements 160 + 16n + m; two n per 256-bit vector */
+    __m128i y = _mm_loadu_si128((const __m128i *)(blk + 32));
+    __m256i yy = _mm256_inserti128_si256(_mm256_castsi128_si256(y), y, 1);
+    __m256i y3 = mul3_u8(yy), y9 = mul9_u8(yy), y27 = mul9_u8(y3), y81 = mul9_u8(y9);
+    c[5] = top_trit(_mm256_blend_epi32(yy, y3, 0xf0));  /* n = 0 | 1 */
+    c[6] = top_trit(_mm256_blend_epi32(y9, y27, 0xf0)); /* n = 2 | 3 */
+    __m256i t4 = top_trit(y81);                         /* n = 4 in the low half */
+    c[7] = _mm256_inserti128_si256(t4, tq1_qh_trits(blk + 48), 1);
+}
+
+BN_AI void tq1_row(const uint8_t *row, int64_t nb, const bn_act_view *a, int64_t t0, const int T, float *out)
+{
+    const int64_t K = a->cols;
+    const __m256i ones = _mm256_set1_epi16(1);
+    float sumf[4] = {0, 0, 0, 0};
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + 54 * b;
+        __m256i c[8];
+        tq1_block_trits(blk, c);
+        float wd = f16_scalar(blk + 52);
+        for (int t = 0; t < T; t++) {
+            const int8_t *q = a->q + (t0 + t) * K + 256 * b;
+            __m256i s = _mm256_add_epi16(_mm256_add_epi16(dot32(c[0], q), dot32(c[1], q + 32)),
+                                         _mm256_add_epi16(dot32(c[2], q + 64), dot32(c[3], q + 96)));
+            s = _mm256_add_epi16(s, _mm256_add_epi16(_mm256_add_epi16(dot32(c[4], q + 128), dot32(c[5], q + 160)),
+                                                     _mm256_add_epi16(dot32(c[6], q + 192), dot32(c[7], q + 224))));
+            int32_t sumi = hsum_i32(_mm256_madd_epi16(s, ones)) - a->sum[(t0 + t) * (K / 256) + b];
+            float d = a->d[(t0 + t) * (K / 256) + b] * wd;
+            sumf[t] += (float)sumi * d;
+        }
+    }
+    for (int t = 0; t < T; t++) out[t] = sumf[t];
+}
+
+static void mm_tq_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1, int tq1)
+{
+    const int64_t nb = w->cols / 256;
+    const size_t rb = (size_t)nb * (tq1 ? 54 : 66);
+    const int64_t R = row_tile(rb);
+    const uint8_t *base = w->data;
+    for (int64_t rt = r0; rt < r1; rt += R) {
+        int64_t rend = rt + R < r1 ? rt + R : r1;
+        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
+            int64_t T = a->n_tok - t0 < 4 ? a->n_tok - t0 : 4;
+            for (int64_t r = rt; r < rend; r++) {
+                float out[4];
+                const uint8_t *row = base + (size_t)r * rb;
+                if (tq1) {
+                    switch (T) {
+                    case 1: tq1_row(row, nb, a, t0, 1, out); break;
+                    case 2: tq1_row(row, nb, a, t0, 2, out); break;
+                    case 3: tq1_row(row, nb, a, t0, 3, out); break;
+                    default: tq1_row(row, nb, a, t0, 4, out); break;
+                    }
+                } else {
+                    switch (T) {
+                    case 1: tq2_row(row, nb, a, t0, 1, out); break;
+                    case 2: tq2_row(row, nb, a, t0, 2, out); break;
+                    case 3: tq2_row(row, nb, a, t0, 3, out); break;
+                    default: tq2_row(row, nb, a, t0, 4, out); break;
+                    }
+                }
+                for (int64_t t = 0; t < T; t++) y[(t0 + t) * w->rows + r] = out[t];
+            }
+        }
+    }
+}
+
+static void mm_tq2_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
+{
+    mm_tq_avx2(w, a, y, r0, r1, 0);
+}
+
+static void mm_tq1_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
+{
+    mm_tq_avx2(w, a, y, r0, r1, 1);
+}
+
+/* ---- Q8_0 ---- */
+
+static void mm_q8_0_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
+{
+    const int64_t K = w->cols, nb = K / 32;
+    const uint8_t *base = w->data;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = base + (size_t)r * (size_t)nb * 34;
+        for (int64_t t = 0; t < a->n_tok; t++) {
+            const int8_t *q = a->q + t * K;
+            const float *ad = a->d + t * nb;
+            float sumf = 0.0f;
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *blk = row + b * 34;
+                __m256i wq = loadu(blk + 2), aq = loadu(q + 32 * b);
+                /* |w| (u8) times q with w's sign moved onto it */
+                __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(wq), _mm256_sign_epi8(aq, wq));
+                int32_t sumi = hsum_i32(_mm256_madd_epi16(p, ones));
+                sumf += (float)sumi * (f16_scalar(blk) * ad[b]);
+            }
+            y[t * w->rows + r] = sumf;
+        }
+    }
+}
+
+/* ---- F16 / BF16 / F32: 32 running sums in ggml's order (kernels_impl.h) ---- */
+
+BN_AI float reduce4x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
+{
+    __m256 v = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    t = _mm_hadd_ps(t, t);
+    t = _mm_hadd_ps(t, t);
+    return _mm_cvtss_f32(t);
+}
+
+enum { FL_F16, FL_BF16, FL_F32 };
+
+BN_AI __m256 load8(const void *p, int64_t i, const int kind)
+{
+    if (kind == FL_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+    if (kind == FL_BF16)
+        return _mm256_castsi256_ps(
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i))), 16));
+    return _mm256_loadu_ps((const float *)p + i);
+}
+
+BN_AI float load1(const void *p, int64_t i, const int kind)
+{
+    if (kind == FL_F16) return bn_fp16_to_fp32(((const uint16_t *)p)[i]);
+    if (kind == FL_BF16) return bn_bf16_to_fp32(((const uint16_t *)p)[i]);
+    return ((const float *)p)[i];
+}
+
+/* One weight row against T token rows. */
+BN_AI void float_row(const void *wr, const void *x0, int64_t K, const int T, const int kind, float *out)
+{
+    const size_t esz = kind == FL_F32 ? 4 : 2;
+    __m256 acc[3][4];
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < 4; j++) acc[t][j] = _mm256_setzero_ps();
+    int64_t np = K & ~(int64_t)31;
+    for (int64_t k = 0; k < np; k += 32) {
+        __m256 wv[4];
+        for (int j = 0; j < 4; j++) wv[j] = load8(wr, k + 8 * j, kind);
+        for (int t = 0; t < T; t++) {
+            const void *x = (const uint8_t *)x0 + (size_t)t * (size_t)K * esz;
+            for (int j = 0; j < 4; j++) acc[t][j] = _mm256_fmadd_ps(wv[j], load8(x, k + 8 * j, kind), acc[t][j]);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        const void *x = (const uint8_t *)x0 + (size_t)t * (size_t)K * esz;
+        double s = reduce4x8(acc[t][0], acc[t][1], acc[t][2], acc[t][3]);
+        for (int64_t k = np; k < K; k++) s += (double)(load1(wr, k, kind) * load1(x, k, kind));
+        out[t] = (float)s;
+    }
+}
+
+BN_AI void mm_float_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1, const int kind)
+{
+    const int64_t K = w->cols;
+    const size_t esz = kind == FL_F32 ? 4 : 2, rb = (size_t)K * esz;
+    const uint8_t *base = w->data;
+    const uint8_t *xs = kind == FL_F32 ? (const uint8_t *)a->x : (const uint8_t *)a->h;
+    const int64_t R = row_tile(rb);
+    for (int64_t rt = r0; rt < r1; rt += R) {
+        int64_t rend = rt + R < r1 ? rt + R : r1;
+        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 3) {
+            int64_t T = a->n_tok - t0 < 3 ? a->n_tok - t0 : 3;
+            const uint8_t *x = xs + (size_t)t0 * rb;
+            for (int64_t r = rt; r < rend; r++) {
+                float out[3];
+                const uint8_t *row = base + (size_t)r * rb;
+                switch (T) {
+                case 1: float_row(row, x, K, 1, kind, out); break;
+                case 2: float_row(row, x, K, 2, kind, out); break;
+                default: float_row(row, x, K, 3, kind, out); break;
+                }
+                for (int64_t t = 0; t < T; t++) y[(t0 + t) * w->rows + r] = out[t];
+            }
+        }
+    }
+}
+
+static void mm_f16_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
+{
+    mm_float_avx2(w, a, y, r0, r1, FL_F16);
+}
+
+static void mm_bf16_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
+{
+    mm_float_avx2(w, a, y, r0, r1, FL_BF16);
+}
+
+static void mm_f32_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
+{
+    mm_float_avx2(w, a, y, r0, r1, FL_F32);
+}
+
+const bn_kernel_table bn_kernels_avx2 = {
+    .mm =
+        {
+            [BN_TYPE_I2_S] = mm_i2s_avx2,
+            [BN_TYPE_TQ2_0] = mm_tq2_avx2,
+            [BN_TYPE_TQ1_0] = mm_tq1_avx2,
+            [BN_TYPE_Q8_0] = mm_q8_0_avx2,
+            [BN_TYPE_F16] = mm_f16_avx2,
+            [BN_TYPE_BF16] = mm_bf16_avx2,
+            [BN_TYPE_F32] = mm_f32_avx2,
+        },
+    .row_align = 1,
+};
