@@ -128,17 +128,14 @@ static void choose(void)
             pick = best_first[i];
             break;
         }
-    /* BITNET_KERNELS forces one; a name this CPU or build cannot run falls back to the reference. */
+    /* BITNET_KERNELS forces one; a name this CPU or build cannot run (or an unknown name) gives the
+     * reference, the one implementation that always works. */
     const char *env = getenv("BITNET_KERNELS");
     if (env && *env) {
-        bn_kernel_impl forced = BN_KERNEL_REF;
-        int known = 0;
+        pick = BN_KERNEL_REF;
         for (int k = BN_KERNEL_REF; k <= BN_KERNEL_WASM; k++)
-            if (strcmp(env, bn_kernel_impl_name((bn_kernel_impl)k)) == 0) {
-                forced = (bn_kernel_impl)k;
-                known = 1;
-            }
-        if (known) pick = bn_kernel_impl_available(forced) ? forced : BN_KERNEL_REF;
+            if (strcmp(env, bn_kernel_impl_name((bn_kernel_impl)k)) == 0 && bn_kernel_impl_available((bn_kernel_impl)k))
+                pick = (bn_kernel_impl)k;
     }
     int expected = -1;
     atomic_compare_exchange_strong(&g_active, &expected, (int)pick);

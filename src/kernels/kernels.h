@@ -79,7 +79,7 @@ typedef struct bn_cpu_features {
 /* CPU features, detected once (thread-safe, lazily). */
 const bn_cpu_features *bn_cpu_features_get(void);
 /* The implementation in use: the best one the CPU supports, or the one BITNET_KERNELS names
- * (ref|avx2|avx512|neon|wasm), read once.  Forcing one the CPU lacks falls back to ref. */
+ * (ref|avx2|avx512|neon|wasm), read once.  Forcing one the CPU lacks (or an unknown name) gives ref. */
 bn_kernel_impl bn_kernels_active(void);
 const char *bn_kernel_impl_name(bn_kernel_impl k);
 /* Tests: force an implementation (returns BN_ERR_UNSUPPORTED if this CPU/build lacks it). */
