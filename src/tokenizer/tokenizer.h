@@ -38,6 +38,53 @@ typedef enum bn_pretok {
 } bn_pretok;
 
 bn_status bn_tokenizer_load_gguf(const bn_gguf *g, bn_pretok pretok, bn_tokenizer **out);
+
+/* Building from parts: what a loader of another format (src/hf: tokenizer.json, tiktoken) hands
+ * over.  Everything is copied; the caller keeps ownership of its arrays. */
+typedef struct bn_tok_str {
+    const char *ptr;
+    size_t len;
+} bn_tok_str;
+
+typedef struct bn_tokenizer_desc {
+    bn_tok_kind kind;
+    int32_t n_vocab;
+    /* Token texts as GGUF stores them: BPE normal tokens in the GPT-2 byte-to-unicode form
+     * ("Ġhello"), SPM pieces with U+2581 for spaces, special tokens verbatim.  An empty text
+     * makes a token that can be decoded but never produced. */
+    const bn_tok_str *tokens;
+    bool tokens_raw;      /* BPE: normal tokens are given as their raw bytes instead */
+    const float *scores;  /* NULL: all 0 (SPM merges by score, higher first) */
+    const int32_t *types; /* BN_TOKTYPE_*; NULL: all NORMAL */
+    /* BPE merges "left right" (stored form), highest priority first. */
+    const bn_tok_str *merges;
+    size_t n_merges;
+    /* BPE without a merge list (tiktoken): any two tokens whose concatenation is a token merge,
+     * lower token id first. */
+    bool merges_from_ids;
+    bn_pretok pretok;   /* LLAMA3, GPT2 or DEFAULT (AUTO is an error here) */
+    bool ignore_merges; /* BPE: a pre-tokenized word that is itself a token is used whole */
+    int32_t bos, eos, unk; /* -1: none */
+    int32_t eot, eom;      /* -1: found by text (<|eot_id|>, <|im_end|>, ... / <|eom_id|>) */
+    bool add_bos;
+    bool add_space_prefix; /* SPM */
+} bn_tokenizer_desc;
+
+bn_status bn_tokenizer_build(const bn_tokenizer_desc *d, bn_tokenizer **out);
+
+/* true if the vocabulary is Llama-3's (128000 BPE tokens then <|begin_of_text|>, <|end_of_text|>,
+ * ..., <|eot_id|> at 128009): decides the pre-tokenizer when a GGUF file names none. */
+bool bn_tokenizer_is_llama3(const bn_tokenizer *t);
+/* The same test on the stored texts of a vocabulary about to be built. */
+bool bn_tok_texts_are_llama3(const bn_tok_str *tokens, int32_t n);
+bn_tok_kind bn_tokenizer_kind(const bn_tokenizer *t);
+bn_pretok bn_tokenizer_pretok(const bn_tokenizer *t); /* resolved (never AUTO) */
+int32_t bn_tokenizer_unk(const bn_tokenizer *t);
+int bn_tokenizer_token_type(const bn_tokenizer *t, int32_t id); /* BN_TOKTYPE_*, 0 if out of range */
+/* The stored text of a token (as in the vocabulary file); NULL if id is out of range. */
+const char *bn_tokenizer_token_text(const bn_tokenizer *t, int32_t id, size_t *len);
+/* Longest piece in bytes (sizes detokenizer buffers: see bn_detok_push). */
+size_t bn_tokenizer_max_piece_len(const bn_tokenizer *t);
 void bn_tokenizer_free(bn_tokenizer *t);
 
 int32_t bn_tokenizer_n_vocab(const bn_tokenizer *t);
@@ -73,8 +120,10 @@ typedef struct bn_detok {
 } bn_detok;
 
 void bn_detok_init(bn_detok *d, const bn_tokenizer *t, bool special);
-/* Appends the text for `id` to out (at most cap bytes; *n gets the count, BN_ERR_RANGE if cap is
- * too small: 64 + longest token is always enough). */
+/* Appends the text for `id` to out (at most cap bytes; *n gets the count).  BN_ERR_RANGE if cap is
+ * too small, with nothing consumed, so the call can be repeated with more room:
+ * 3 * (bn_tokenizer_max_piece_len + 8) is always enough (each invalid byte may become a 3-byte
+ * U+FFFD); for valid text, 8 + the longest piece is.  BN_ERR_RANGE also for an id out of range. */
 bn_status bn_detok_push(bn_detok *d, int32_t id, char *out, size_t cap, size_t *n);
 /* Flushes held-back bytes (as U+FFFD). */
 bn_status bn_detok_flush(bn_detok *d, char *out, size_t cap, size_t *n);
