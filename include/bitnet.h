@@ -130,8 +130,13 @@ typedef struct bitnet_gguf_tensor_info {
     int64_t ne[4];        /* ne[0] = row length; unused = 1 */
     uint64_t offset;      /* from the start of the data section */
     uint64_t nbytes;
+    /* false for types whose byte size this version does not know (TL1, TL2): nbytes is then the
+     * span up to the next tensor's data, an upper bound.  Such files can be inspected, not run. */
+    bool sized;
 } bitnet_gguf_tensor_info;
 
+/* Opens and validates a file (see docs/gguf.md for what is checked).  Tensors of types that
+ * cannot be sized are accepted here and flagged (tensor_info.sized = false). */
 BITNET_API bitnet_status bitnet_gguf_open(const char *path, bitnet_gguf **out);
 BITNET_API void bitnet_gguf_free(bitnet_gguf *g);
 BITNET_API uint32_t bitnet_gguf_version(const bitnet_gguf *g);
@@ -149,6 +154,11 @@ BITNET_API int64_t bitnet_gguf_tensor_count(const bitnet_gguf *g);
 BITNET_API bitnet_status bitnet_gguf_tensor_info_get(const bitnet_gguf *g, int64_t i, bitnet_gguf_tensor_info *out);
 /* Name of a ggml tensor type id ("I2_S"), or NULL. */
 BITNET_API const char *bitnet_type_name(uint32_t type);
+/* Name of a metadata value type ("u32", "string", ...); "unknown" outside the enum. */
+BITNET_API const char *bitnet_gguf_type_name(bitnet_gguf_type type);
+/* Name of a general.file_type value as llama.cpp / bitnet.cpp number them ("MOSTLY_I2_S" for 40,
+ * "MOSTLY_F16" for 1, ...), or NULL if unknown. */
+BITNET_API const char *bitnet_file_type_name(uint32_t file_type);
 
 /* ============================================================================================
  * Models

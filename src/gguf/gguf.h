@@ -154,6 +154,9 @@ bn_status bn_gguf_writer_set_str(bn_gguf_writer *w, const char *key, const char 
  * `data` is an array of n `const char *`).  Copies what it needs. */
 bn_status bn_gguf_writer_set_array(bn_gguf_writer *w, const char *key, bn_gguf_vtype elem_type, const void *data,
                                    uint64_t n);
+/* Any value: scalars and strings as given (BOOL: v.u 0/1; F32/F64: v.f); arrays, nested ones
+ * included, only as returned by the reader (bn_gguf_get, bn_gguf_arr_value). */
+bn_status bn_gguf_writer_set_value(bn_gguf_writer *w, const char *key, const bn_gguf_value *v);
 /* Copies every key/value of g (e.g. when requantising). */
 bn_status bn_gguf_writer_copy_kv(bn_gguf_writer *w, const bn_gguf *g);
 /* Adds a tensor; `data` (nbytes = bn_type_tensor_nbytes) must stay valid until write.  Names unique. */
