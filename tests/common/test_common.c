@@ -73,7 +73,7 @@ static void test_fp16_rounding_matches_exhaustive_search(void **state)
     /* for random floats in the half range, the chosen half is the nearest one */
     srand(7);
     for (int i = 0; i < 200000; i++) {
-        float f = ((float)rand() / RAND_MAX - 0.5f) * (i % 3 == 0 ? 1e-4f : 1000.0f);
+        float f = ((float)rand() / (float)RAND_MAX - 0.5f) * (i % 3 == 0 ? 1e-4f : 1000.0f);
         uint16_t h = bn_fp32_to_fp16(f);
         float d = fabsf(bn_fp16_to_fp32(h) - f);
         float dn = fabsf(bn_fp16_to_fp32((uint16_t)(h + 1)) - f);
