@@ -107,7 +107,7 @@ int bn_kernel_impl_available(bn_kernel_impl k)
     case BN_KERNEL_AVX2: return f->avx2 && f->fma && f->f16c;
 #endif
 #if defined(BN_HAVE_AVX512)
-    case BN_KERNEL_AVX512: return f->avx2 && f->fma && f->f16c && f->avx512f && f->avx512bw && f->avx512vl;
+    case BN_KERNEL_AVX512: return f->avx2 && f->fma && f->f16c && f->avx512f && f->avx512bw && f->avx512vl && f->avx512vnni;
 #endif
 #if defined(BN_HAVE_NEON)
     case BN_KERNEL_NEON: return f->neon;

@@ -1,2 +1,368 @@
+/* AVX-512 kernels (F, BW, VL and VNNI, with AVX2/FMA/F16C; chosen only where all are present).  Same results as the reference, bit for
+ * bit, like the AVX2 ones (see kernels_avx2.c for the contract).
+ *
+ * VPDPBUSD multiplies unsigned bytes (the ternary codes 0..3) by signed bytes (q) and adds groups of
+ * four products straight into int32 lanes, without saturation, so there are no int16 intermediates:
+ * an int32 lane gathers K/16 (zmm) or K/8 (ymm) groups of at most 4*3*128 = 1536, below 2^31 for
+ * every K up to 2^24 (the weights' limit). */
+#include <immintrin.h>
+#include <string.h>
+
+#include "common/fp16.h"
 #include "kernels/kernels_impl.h"
-const bn_kernel_table bn_kernels_avx512 = {.row_align = 1};
+
+#define BN_AI static inline __attribute__((always_inline))
+
+BN_AI __m512i loadu512(const void *p) { return _mm512_loadu_si512(p); }
+BN_AI __m256i loadu256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+BN_AI int32_t hsum256_i32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+BN_AI float f16_scalar(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return bn_fp16_to_fp32(h);
+}
+
+static int64_t row_tile(size_t row_bytes)
+{
+    int64_t r = (int64_t)(8192 / (row_bytes ? row_bytes : 1));
+    return r < 1 ? 1 : r > 64 ? 64 : r;
+}
+
+/* ---- I2_S ----
+ * A block's 32 bytes are broadcast to both halves of a zmm and shifted by (6 | 4) and (2 | 0) bits
+ * per 64-bit lane: the codes of elements 0..63 and 64..127 of the block, in element order, which
+ * meet 64 contiguous activation bytes each. */
+
+BN_AI void i2s_row(const uint8_t *row, int64_t nblk, const int8_t *q0, int64_t K, const int T, int32_t *out)
+{
+    const __m512i m3 = _mm512_set1_epi8(3);
+    const __m512i sh01 = _mm512_setr_epi64(6, 6, 6, 6, 4, 4, 4, 4), sh23 = _mm512_setr_epi64(2, 2, 2, 2, 0, 0, 0, 0);
+    /* two blocks per step with separate accumulators, so small T still has independent chains */
+    __m512i acc[8][4];
+    const int NA = T <= 2 ? 4 : 2;
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < NA; j++) acc[t][j] = _mm512_setzero_si512();
+    int64_t b = 0;
+    for (; b + 2 <= nblk; b += 2) {
+        __m512i w0 = _mm512_broadcast_i64x4(loadu256(row + 32 * b));
+        __m512i w1 = _mm512_broadcast_i64x4(loadu256(row + 32 * b + 32));
+        __m512i c0 = _mm512_and_si512(_mm512_srlv_epi64(w0, sh01), m3);
+        __m512i c1 = _mm512_and_si512(_mm512_srlv_epi64(w0, sh23), m3);
+        __m512i c2 = _mm512_and_si512(_mm512_srlv_epi64(w1, sh01), m3);
+        __m512i c3 = _mm512_and_si512(_mm512_srlv_epi64(w1, sh23), m3);
+        for (int t = 0; t < T; t++) {
+            const int8_t *q = q0 + t * K + 128 * b;
+            acc[t][0] = _mm512_dpbusd_epi32(acc[t][0], c0, loadu512(q));
+            acc[t][1] = _mm512_dpbusd_epi32(acc[t][1], c1, loadu512(q + 64));
+            acc[t][NA - 2] = _mm512_dpbusd_epi32(acc[t][NA - 2], c2, loadu512(q + 128));
+            acc[t][NA - 1] = _mm512_dpbusd_epi32(acc[t][NA - 1], c3, loadu512(q + 192));
+        }
+    }
+    if (b < nblk) {
+        __m512i w0 = _mm512_broadcast_i64x4(loadu256(row + 32 * b));
+        __m512i c0 = _mm512_and_si512(_mm512_srlv_epi64(w0, sh01), m3);
+        __m512i c1 = _mm512_and_si512(_mm512_srlv_epi64(w0, sh23), m3);
+        for (int t = 0; t < T; t++) {
+            const int8_t *q = q0 + t * K + 128 * b;
+            acc[t][0] = _mm512_dpbusd_epi32(acc[t][0], c0, loadu512(q));
+            acc[t][1] = _mm512_dpbusd_epi32(acc[t][1], c1, loadu512(q + 64));
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        __m512i s = _mm512_add_epi32(acc[t][0], acc[t][1]);
+        if (NA == 4) s = _mm512_add_epi32(s, _mm512_add_epi32(acc[t][2], acc[t][3]));
+        out[t] = _mm512_reduce_add_epi32(s);
+    }
+}
+
+#define I2S_TOK 8
+
+static void mm_i2s_avx512(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
+{
+    const int64_t K = w->cols, nblk = K / 128, rb = K / 4, R = row_tile((size_t)rb);
+    const uint8_t *base = w->data;
+    for (int64_t rt = r0; rt < r1; rt += R) {
+        int64_t rend = rt + R < r1 ? rt + R : r1;
+        for (int64_t t0 = 0; t0 < a->n_tok; t0 += I2S_TOK) {
+            int64_t T = a->n_tok - t0 < I2S_TOK ? a->n_tok - t0 : I2S_TOK;
+            const int8_t *q = a->q + t0 * K;
+            for (int64_t r = rt; r < rend; r++) {
+                int32_t acc[I2S_TOK] = {0};
+                const uint8_t *row = base + r * rb;
+                switch (T) {
+                case 1: i2s_row(row, nblk, q, K, 1, acc); break;
+                case 2: i2s_row(row, nblk, q, K, 2, acc); break;
+                case 3: i2s_row(row, nblk, q, K, 3, acc); break;
+                case 4: i2s_row(row, nblk, q, K, 4, acc); break;
+                case 5: i2s_row(row, nblk, q, K, 5, acc); break;
+                case 6: i2s_row(row, nblk, q, K, 6, acc); break;
+                case 7: i2s_row(row, nblk, q, K, 7, acc); break;
+                default: i2s_row(row, nblk, q, K, 8, acc); break;
+                }
+                for (int64_t t = 0; t < T; t++)
+                    y[(t0 + t) * w->rows + r] = ((float)acc[t] - (float)a->sum[t0 + t]) / a->d[t0 + t] * w->scale;
+            }
+        }
+    }
+}
+
+/* ---- TQ2_0 / TQ1_0: per 256-element block an exact int32 sum, then the reference's float step ---- */
+
+BN_AI __m256i mul3_u8(__m256i q) { return _mm256_add_epi8(q, _mm256_add_epi8(q, q)); }
+BN_AI __m256i mul9_u8(__m256i q)
+{
+    return _mm256_add_epi8(_mm256_and_si256(_mm256_slli_epi16(q, 3), _mm256_set1_epi8((char)0xf8)), q);
+}
+BN_AI __m256i top_trit(__m256i q)
+{
+    const __m256i k3 = _mm256_set1_epi16(3);
+    __m256i even = _mm256_mulhi_epu16(_mm256_slli_epi16(q, 8), k3);
+    __m256i odd = _mm256_mulhi_epu16(_mm256_and_si256(q, _mm256_set1_epi16((short)0xff00)), k3);
+    return _mm256_or_si256(even, _mm256_slli_epi16(odd, 8));
+}
+BN_AI __m128i tq1_qh_trits(const uint8_t *qh)
+{
+    uint32_t v;
+    memcpy(&v, qh, 4);
+    __m128i x = _mm_set1_epi32((int)v);
+    const __m128i pw = _mm_setr_epi16(1, 1, 3, 3, 9, 9, 27, 27), lo = _mm_set1_epi16(0xff), k3 = _mm_set1_epi16(3);
+    __m128i even = _mm_and_si128(_mm_mullo_epi16(_mm_and_si128(x, lo), pw), lo);
+    __m128i odd = _mm_and_si128(_mm_mullo_epi16(_mm_srli_epi16(x, 8), pw), lo);
+    even = _mm_srli_epi16(_mm_mullo_epi16(even, k3), 8);
+    odd = _mm_srli_epi16(_mm_mullo_epi16(odd, k3), 8);
+    return _mm_or_si128(even, _mm_slli_epi16(odd, 8));
+}
+
+/* Codes of a block as 8 vectors of 32, in element order. */
+BN_AI void tq_block_codes(const uint8_t *blk, const int tq1, __m256i c[8])
+{
+    if (!tq1) {
+        const __m256i m3 = _mm256_set1_epi8(3);
+        __m256i v0 = loadu256(blk), v1 = loadu256(blk + 32);
+        c[0] = _mm256_and_si256(v0, m3);
+        c[1] = _mm256_and_si256(_mm256_srli_epi16(v0, 2), m3);
+        c[2] = _mm256_and_si256(_mm256_srli_epi16(v0, 4), m3);
+        c[3] = _mm256_and_si256(_mm256_srli_epi16(v0, 6), m3);
+        c[4] = _mm256_and_si256(v1, m3);
+        c[5] = _mm256_and_si256(_mm256_srli_epi16(v1, 2), m3);
+        c[6] = _mm256_and_si256(_mm256_srli_epi16(v1, 4), m3);
+        c[7] = _mm256_and_si256(_mm256_srli_epi16(v1, 6), m3);
+        return;
+    }
+    __m256i x = loadu256(blk);
+    __m256i x3 = mul3_u8(x), x9 = mul9_u8(x);
+    c[0] = top_trit(x);
+    c[1] = top_trit(x3);
+    c[2] = top_trit(x9);
+    c[3] = top_trit(mul9_u8(x3));
+    c[4] = top_trit(mul9_u8(x9));
+    __m128i yv = _mm_loadu_si128((const __m128i *)(blk + 32));
+    __m256i yy = _mm256_inserti128_si256(_mm256_castsi128_si256(yv), yv, 1);
+    __m256i y3 = mul3_u8(yy), y9 = mul9_u8(yy), y27 = mul9_u8(y3), y81 = mul9_u8(y9);
+    c[5] = top_trit(_mm256_blend_epi32(yy, y3, 0xf0));
+    c[6] = top_trit(_mm256_blend_epi32(y9, y27, 0xf0));
+    c[7] = _mm256_inserti128_si256(top_trit(y81), tq1_qh_trits(blk + 48), 1);
+}
+
+BN_AI void tq_row(const uint8_t *row, int64_t nb, const bn_act_view *a, int64_t t0, const int T, const int tq1,
+                          float *out)
+{
+    const int64_t K = a->cols;
+    const size_t bsz = tq1 ? 54 : 66;
+    float sumf[4] = {0, 0, 0, 0};
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + bsz * b;
+        __m256i c[8];
+        tq_block_codes(blk, tq1, c);
+        float wd = f16_scalar(blk + bsz - 2);
+        for (int t = 0; t < T; t++) {
+            const int8_t *q = a->q + (t0 + t) * K + 256 * b;
+            __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+            for (int j = 0; j < 8; j += 2) {
+                s0 = _mm256_dpbusd_epi32(s0, c[j], loadu256(q + 32 * j));
+                s1 = _mm256_dpbusd_epi32(s1, c[j + 1], loadu256(q + 32 * j + 32));
+            }
+            int32_t sumi = hsum256_i32(_mm256_add_epi32(s0, s1)) - a->sum[(t0 + t) * (K / 256) + b];
+            float d = a->d[(t0 + t) * (K / 256) + b] * wd;
+            sumf[t] += (float)sumi * d;
+        }
+    }
+    for (int t = 0; t < T; t++) out[t] = sumf[t];
+}
+
+BN_AI void mm_tq(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1, const int tq1)
+{
+    const int64_t nb = w->cols / 256;
+    const size_t rb = (size_t)nb * (tq1 ? 54 : 66);
+    const int64_t R = row_tile(rb);
+    const uint8_t *base = w->data;
+    for (int64_t rt = r0; rt < r1; rt += R) {
+        int64_t rend = rt + R < r1 ? rt + R : r1;
+        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
+            int64_t T = a->n_tok - t0 < 4 ? a->n_tok - t0 : 4;
+            for (int64_t r = rt; r < rend; r++) {
+                float out[4];
+                const uint8_t *row = base + (size_t)r * rb;
+                switch (T) {
+                case 1: tq_row(row, nb, a, t0, 1, tq1, out); break;
+                case 2: tq_row(row, nb, a, t0, 2, tq1, out); break;
+                case 3: tq_row(row, nb, a, t0, 3, tq1, out); break;
+                default: tq_row(row, nb, a, t0, 4, tq1, out); break;
+                }
+                for (int64_t t = 0; t < T; t++) y[(t0 + t) * w->rows + r] = out[t];
+            }
+        }
+    }
+}
+
+static void mm_tq2_avx512(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
+{
+    mm_tq(w, a, y, r0, r1, 0);
+}
+
+static void mm_tq1_avx512(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
+{
+    mm_tq(w, a, y, r0, r1, 1);
+}
+
+/* ---- Q8_0 ---- */
+
+static void mm_q8_0_avx512(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
+{
+    const int64_t K = w->cols, nb = K / 32;
+    const uint8_t *base = w->data;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = base + (size_t)r * (size_t)nb * 34;
+        for (int64_t t = 0; t < a->n_tok; t++) {
+            const int8_t *q = a->q + t * K;
+            const float *ad = a->d + t * nb;
+            float sumf = 0.0f;
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *blk = row + b * 34;
+                __m256i wq = loadu256(blk + 2), aq = loadu256(q + 32 * b);
+                __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(wq), _mm256_sign_epi8(aq, wq));
+                sumf += (float)hsum256_i32(s) * (f16_scalar(blk) * ad[b]);
+            }
+            y[t * w->rows + r] = sumf;
+        }
+    }
+}
+
+/* ---- F16 / BF16 / F32 ----
+ * Two 16-lane sums hold ggml's four 8-lane ones: lo = lanes 0..15 (vectors 0, 1), hi = 16..31
+ * (vectors 2, 3).  lo + hi = (v0 + v2 | v1 + v3), whose halves then add as v0+v2 + v1+v3: the
+ * reference's order exactly. */
+
+enum { FL_F16, FL_BF16, FL_F32 };
+
+BN_AI __m512 load16(const void *p, int64_t i, const int kind)
+{
+    if (kind == FL_F16) return _mm512_cvtph_ps(loadu256((const uint16_t *)p + i));
+    if (kind == FL_BF16)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(loadu256((const uint16_t *)p + i)), 16));
+    return _mm512_loadu_ps((const float *)p + i);
+}
+
+BN_AI float load1(const void *p, int64_t i, const int kind)
+{
+    if (kind == FL_F16) return bn_fp16_to_fp32(((const uint16_t *)p)[i]);
+    if (kind == FL_BF16) return bn_bf16_to_fp32(((const uint16_t *)p)[i]);
+    return ((const float *)p)[i];
+}
+
+BN_AI float reduce_2x16(__m512 lo, __m512 hi)
+{
+    __m512 s = _mm512_add_ps(lo, hi);
+    __m256 v = _mm256_add_ps(_mm512_castps512_ps256(s), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    t = _mm_hadd_ps(t, t);
+    t = _mm_hadd_ps(t, t);
+    return _mm_cvtss_f32(t);
+}
+
+BN_AI void float_row(const void *wr, const void *x0, int64_t K, const int T, const int kind, float *out)
+{
+    const size_t esz = kind == FL_F32 ? 4 : 2;
+    __m512 lo[4], hi[4];
+    for (int t = 0; t < T; t++) lo[t] = hi[t] = _mm512_setzero_ps();
+    int64_t np = K & ~(int64_t)31;
+    for (int64_t k = 0; k < np; k += 32) {
+        __m512 w0 = load16(wr, k, kind), w1 = load16(wr, k + 16, kind);
+        for (int t = 0; t < T; t++) {
+            const void *x = (const uint8_t *)x0 + (size_t)t * (size_t)K * esz;
+            lo[t] = _mm512_fmadd_ps(w0, load16(x, k, kind), lo[t]);
+            hi[t] = _mm512_fmadd_ps(w1, load16(x, k + 16, kind), hi[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        const void *x = (const uint8_t *)x0 + (size_t)t * (size_t)K * esz;
+        double s = reduce_2x16(lo[t], hi[t]);
+        for (int64_t k = np; k < K; k++) s += (double)(load1(wr, k, kind) * load1(x, k, kind));
+        out[t] = (float)s;
+    }
+}
+
+BN_AI void mm_float(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1, const int kind)
+{
+    const int64_t K = w->cols;
+    const size_t esz = kind == FL_F32 ? 4 : 2, rb = (size_t)K * esz;
+    const uint8_t *base = w->data;
+    const uint8_t *xs = kind == FL_F32 ? (const uint8_t *)a->x : (const uint8_t *)a->h;
+    const int64_t R = row_tile(rb);
+    for (int64_t rt = r0; rt < r1; rt += R) {
+        int64_t rend = rt + R < r1 ? rt + R : r1;
+        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
+            int64_t T = a->n_tok - t0 < 4 ? a->n_tok - t0 : 4;
+            const uint8_t *x = xs + (size_t)t0 * rb;
+            for (int64_t r = rt; r < rend; r++) {
+                float out[4];
+                const uint8_t *row = base + (size_t)r * rb;
+                switch (T) {
+                case 1: float_row(row, x, K, 1, kind, out); break;
+                case 2: float_row(row, x, K, 2, kind, out); break;
+                case 3: float_row(row, x, K, 3, kind, out); break;
+                default: float_row(row, x, K, 4, kind, out); break;
+                }
+                for (int64_t t = 0; t < T; t++) y[(t0 + t) * w->rows + r] = out[t];
+            }
+        }
+    }
+}
+
+static void mm_f16_avx512(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
+{
+    mm_float(w, a, y, r0, r1, FL_F16);
+}
+
+static void mm_bf16_avx512(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
+{
+    mm_float(w, a, y, r0, r1, FL_BF16);
+}
+
+static void mm_f32_avx512(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
+{
+    mm_float(w, a, y, r0, r1, FL_F32);
+}
+
+const bn_kernel_table bn_kernels_avx512 = {
+    .mm =
+        {
+            [BN_TYPE_I2_S] = mm_i2s_avx512,
+            [BN_TYPE_TQ2_0] = mm_tq2_avx512,
+            [BN_TYPE_TQ1_0] = mm_tq1_avx512,
+            [BN_TYPE_Q8_0] = mm_q8_0_avx512,
+            [BN_TYPE_F16] = mm_f16_avx512,
+            [BN_TYPE_BF16] = mm_bf16_avx512,
+            [BN_TYPE_F32] = mm_f32_avx512,
+        },
+    .row_align = 1,
+};
