@@ -2,7 +2,7 @@
  * read, GEMM tokens/s for a 128-token batch, at 1 and 2 threads, next to this machine's read
  * bandwidth measured by the same program.
  *
- *   bench_kernels [--quick] [--types I2_S,TQ2_0,TQ1_0] [--threads 1,2]
+ *   bench_kernels [--quick] [--hot] [--types I2_S,TQ2_0,TQ1_0] [--threads 1,2]
  *
  * Weights are replicated until they exceed the last-level cache (>= 512 MiB in all) and the copies
  * are used in turn, so a GEMV reads from memory as it does in a real forward pass. */
@@ -138,6 +138,8 @@ typedef struct {
     double gemv_us, gemv_gbs, gemm_tok_s, gemv_tok_s;
 } result;
 
+static int g_hot; /* --hot: one copy, so the weights stay in cache (compute speed, not memory) */
+
 static result bench_shape(uint32_t type, const shape *s, bn_threadpool *pool, int quick, int gemm_tokens)
 {
     result res = {0, 0, 0, 0};
@@ -148,6 +150,7 @@ static result bench_shape(uint32_t type, const shape *s, bn_threadpool *pool, in
     int copies = (int)((512u << 20) / nb) + 1;
     if (copies > 256) copies = 256;
     if (quick && copies > 8) copies = 8;
+    if (g_hot) copies = 1;
     void **ws = calloc((size_t)copies, sizeof *ws);
     bn_weight *w = calloc((size_t)copies, sizeof *w);
     ws[0] = w0;
@@ -206,10 +209,11 @@ int main(int argc, char **argv)
     const char *threads_arg = "1,2";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--hot")) g_hot = 1;
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) types_arg = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads_arg = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick] [--types I2_S,TQ2_0,TQ1_0] [--threads 1,2]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--hot] [--types I2_S,TQ2_0,TQ1_0] [--threads 1,2]\n", argv[0]);
             return 2;
         }
     }

@@ -352,10 +352,13 @@ static void test_threads_same_result(void **state)
         assert_int_equal(bn_act_quantize(&a, bn_weight_act_format(&w), x, n_tok, K, NULL), BN_OK);
         assert_int_equal(bn_act_quantize(&a2, bn_weight_act_format(&w), x, n_tok, K, pool), BN_OK);
         float *y0 = malloc(sizeof(float) * (size_t)(rows * n_tok)), *y1 = malloc(sizeof(float) * (size_t)(rows * n_tok));
-        bn_kernels_force(bn_kernel_impl_available(BN_KERNEL_AVX2) ? BN_KERNEL_AVX2 : BN_KERNEL_REF);
-        assert_int_equal(bn_matmul(&w, &a, y0, NULL), BN_OK);
-        assert_int_equal(bn_matmul(&w, &a2, y1, pool), BN_OK);
-        assert_memory_equal(y0, y1, sizeof(float) * (size_t)(rows * n_tok));
+        for (int k = 0; k <= BN_KERNEL_WASM; k++) {
+            if (!bn_kernel_impl_available((bn_kernel_impl)k)) continue;
+            bn_kernels_force((bn_kernel_impl)k);
+            assert_int_equal(bn_matmul(&w, &a, y0, NULL), BN_OK);
+            assert_int_equal(bn_matmul(&w, &a2, y1, pool), BN_OK);
+            assert_memory_equal(y0, y1, sizeof(float) * (size_t)(rows * n_tok));
+        }
         bn_act_free(&a);
         bn_act_free(&a2);
         free(wd), free(x), free(y0), free(y1);
