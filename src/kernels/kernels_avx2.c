@@ -102,39 +102,16 @@ static void mm_i2s_avx2(const bn_weight *w, const bn_act_view *a, float *y, int6
     }
 }
 
-/* ---- TQ2_0 / TQ1_0 ---- */
+/* ---- TQ2_0 / TQ1_0 ----
+ * A block's integer sum is needed as a scalar per (row, token) before its float step, so tiles of
+ * four (row, token) pairs (4 rows x 1 token for a GEMV, 1 row x 4 tokens in a GEMM) reduce their
+ * four sums together with horizontal adds, and the float steps of the four run in the lanes of
+ * one vector, each lane doing exactly the reference's operations. */
 
-/* Sum over one 32-element chunk: codes (u8) times q. */
-BN_AI __m256i dot32(__m256i codes, const int8_t *q) { return _mm256_maddubs_epi16(codes, loadu(q)); }
-
-BN_AI void tq2_row(const uint8_t *row, int64_t nb, const bn_act_view *a, int64_t t0, const int T, float *out)
+BN_AI __m256i tq2_code_vec(__m256i v, int k) /* codes of elements 32k..32k+31 of a 32-byte half */
 {
-    const int64_t K = a->cols;
-    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
-    float sumf[4] = {0, 0, 0, 0};
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = row + 66 * b;
-        __m256i v0 = loadu(blk), v1 = loadu(blk + 32);
-        /* byte m of half h holds elements 128h + m, +32, +64, +96 from the low bits up */
-        __m256i c[8] = {
-            _mm256_and_si256(v0, m3), _mm256_and_si256(_mm256_srli_epi16(v0, 2), m3),
-            _mm256_and_si256(_mm256_srli_epi16(v0, 4), m3), _mm256_and_si256(_mm256_srli_epi16(v0, 6), m3),
-            _mm256_and_si256(v1, m3), _mm256_and_si256(_mm256_srli_epi16(v1, 2), m3),
-            _mm256_and_si256(_mm256_srli_epi16(v1, 4), m3), _mm256_and_si256(_mm256_srli_epi16(v1, 6), m3),
-        };
-        float wd = f16_scalar(blk + 64);
-        for (int t = 0; t < T; t++) {
-            const int8_t *q = a->q + (t0 + t) * K + 256 * b;
-            __m256i s = _mm256_add_epi16(_mm256_add_epi16(dot32(c[0], q), dot32(c[1], q + 32)),
-                                         _mm256_add_epi16(dot32(c[2], q + 64), dot32(c[3], q + 96)));
-            s = _mm256_add_epi16(s, _mm256_add_epi16(_mm256_add_epi16(dot32(c[4], q + 128), dot32(c[5], q + 160)),
-                                                     _mm256_add_epi16(dot32(c[6], q + 192), dot32(c[7], q + 224))));
-            int32_t sumi = hsum_i32(_mm256_madd_epi16(s, ones)) - a->sum[(t0 + t) * (K / 256) + b];
-            float d = a->d[(t0 + t) * (K / 256) + b] * wd;
-            sumf[t] += (float)sumi * d;
-        }
-    }
-    for (int t = 0; t < T; t++) out[t] = sumf[t];
+    const __m256i m3 = _mm256_set1_epi8(3);
+    return _mm256_and_si256(k ? _mm256_srli_epi16(v, 2 * k) : v, m3);
 }
 
 /* TQ1_0 trits.  Byte b holds 5 trits as a base-3 fraction; trit n = ((uint8)(b * 3^n) * 3) >> 8. */
@@ -169,8 +146,18 @@ BN_AI __m128i tq1_qh_trits(const uint8_t *qh)
     return _mm_or_si128(even, _mm_slli_epi16(odd, 8));
 }
 
-BN_AI void tq1_block_trits(const uint8_t *blk, __m256i c[8])
+/* The block's 256 codes as 8 vectors of 32, in element order. */
+BN_AI void tq_block_codes(const uint8_t *blk, const int tq1, __m256i c[8])
 {
+    if (!tq1) {
+        /* byte m of half h holds elements 128h + m, +32, +64, +96 from the low bits up */
+        __m256i v0 = loadu(blk), v1 = loadu(blk + 32);
+        for (int k = 0; k < 4; k++) {
+            c[k] = tq2_code_vec(v0, k);
+            c[4 + k] = tq2_code_vec(v1, k);
+        }
+        return;
+    }
     __m256i x = loadu(blk);
     __m256i x3 = mul3_u8(x), x9 = mul9_u8(x);
     c[0] = top_trit(x);
@@ -188,57 +175,86 @@ BN_AI void tq1_block_trits(const uint8_t *blk, __m256i c[8])
     c[7] = _mm256_inserti128_si256(t4, tq1_qh_trits(blk + 48), 1);
 }
 
-BN_AI void tq1_row(const uint8_t *row, int64_t nb, const bn_act_view *a, int64_t t0, const int T, float *out)
+/* Products of one 32-element chunk: codes (u8) times q, pairs summed into int16 lanes. */
+BN_AI __m256i dot32(__m256i codes, const int8_t *q) { return _mm256_maddubs_epi16(codes, loadu(q)); }
+
+/* sum(code * q) over one block, as 8 int32 lanes */
+BN_AI __m256i tq_block_dot(const __m256i c[8], const int8_t *q)
 {
-    const int64_t K = a->cols;
-    const __m256i ones = _mm256_set1_epi16(1);
-    float sumf[4] = {0, 0, 0, 0};
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = row + 54 * b;
-        __m256i c[8];
-        tq1_block_trits(blk, c);
-        float wd = f16_scalar(blk + 52);
-        for (int t = 0; t < T; t++) {
-            const int8_t *q = a->q + (t0 + t) * K + 256 * b;
-            __m256i s = _mm256_add_epi16(_mm256_add_epi16(dot32(c[0], q), dot32(c[1], q + 32)),
-                                         _mm256_add_epi16(dot32(c[2], q + 64), dot32(c[3], q + 96)));
-            s = _mm256_add_epi16(s, _mm256_add_epi16(_mm256_add_epi16(dot32(c[4], q + 128), dot32(c[5], q + 160)),
-                                                     _mm256_add_epi16(dot32(c[6], q + 192), dot32(c[7], q + 224))));
-            int32_t sumi = hsum_i32(_mm256_madd_epi16(s, ones)) - a->sum[(t0 + t) * (K / 256) + b];
-            float d = a->d[(t0 + t) * (K / 256) + b] * wd;
-            sumf[t] += (float)sumi * d;
-        }
-    }
-    for (int t = 0; t < T; t++) out[t] = sumf[t];
+    __m256i s = _mm256_add_epi16(_mm256_add_epi16(dot32(c[0], q), dot32(c[1], q + 32)),
+                                 _mm256_add_epi16(dot32(c[2], q + 64), dot32(c[3], q + 96)));
+    s = _mm256_add_epi16(s, _mm256_add_epi16(_mm256_add_epi16(dot32(c[4], q + 128), dot32(c[5], q + 160)),
+                                             _mm256_add_epi16(dot32(c[6], q + 192), dot32(c[7], q + 224))));
+    return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
 }
 
-static void mm_tq_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1, int tq1)
+/* out[ri * T + ti] for R rows (row0, row0 + rb, ...) and T tokens from t0; R * T <= 4. */
+BN_AI void tq_tile(const uint8_t *row0, size_t rb, int64_t nb, const bn_act_view *a, int64_t t0, const int R,
+                   const int T, const int tq1, float *out)
+{
+    const int64_t K = a->cols;
+    const size_t bsz = tq1 ? 54 : 66;
+    __m128 sumf = _mm_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i s[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+        float wd[4] = {0, 0, 0, 0};
+        for (int ri = 0; ri < R; ri++) {
+            const uint8_t *blk = row0 + (size_t)ri * rb + bsz * (size_t)b;
+            __m256i c[8];
+            tq_block_codes(blk, tq1, c);
+            wd[ri] = f16_scalar(blk + bsz - 2);
+            for (int ti = 0; ti < T; ti++) s[ri * T + ti] = tq_block_dot(c, a->q + (t0 + ti) * K + 256 * b);
+        }
+        /* four 8-lane sums -> one vector of four sums */
+        __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+        __m128i S = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        int32_t bs[4] = {0, 0, 0, 0};
+        float ad[4] = {0, 0, 0, 0}, dw[4] = {0, 0, 0, 0};
+        for (int p = 0; p < R * T; p++) {
+            int64_t i = (t0 + p % T) * (K / 256) + b;
+            bs[p] = a->sum[i];
+            ad[p] = a->d[i];
+            dw[p] = wd[p / T];
+        }
+        __m128i sumi = _mm_sub_epi32(S, _mm_loadu_si128((const __m128i *)bs));
+        __m128 d = _mm_mul_ps(_mm_loadu_ps(ad), _mm_loadu_ps(dw));
+        sumf = _mm_add_ps(sumf, _mm_mul_ps(_mm_cvtepi32_ps(sumi), d)); /* sumf += (float)sumi * d */
+    }
+    float o[4];
+    _mm_storeu_ps(o, sumf);
+    for (int p = 0; p < R * T; p++) out[p] = o[p];
+}
+
+BN_AI void mm_tq_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1, const int tq1)
 {
     const int64_t nb = w->cols / 256;
     const size_t rb = (size_t)nb * (tq1 ? 54 : 66);
-    const int64_t R = row_tile(rb);
     const uint8_t *base = w->data;
+    float out[4];
+    if (a->n_tok == 1) {
+        int64_t r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            tq_tile(base + (size_t)r * rb, rb, nb, a, 0, 4, 1, tq1, out);
+            for (int i = 0; i < 4; i++) y[r + i] = out[i];
+        }
+        for (; r < r1; r++) {
+            tq_tile(base + (size_t)r * rb, rb, nb, a, 0, 1, 1, tq1, out);
+            y[r] = out[0];
+        }
+        return;
+    }
+    const int64_t R = row_tile(rb);
     for (int64_t rt = r0; rt < r1; rt += R) {
         int64_t rend = rt + R < r1 ? rt + R : r1;
         for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
             int64_t T = a->n_tok - t0 < 4 ? a->n_tok - t0 : 4;
             for (int64_t r = rt; r < rend; r++) {
-                float out[4];
                 const uint8_t *row = base + (size_t)r * rb;
-                if (tq1) {
-                    switch (T) {
-                    case 1: tq1_row(row, nb, a, t0, 1, out); break;
-                    case 2: tq1_row(row, nb, a, t0, 2, out); break;
-                    case 3: tq1_row(row, nb, a, t0, 3, out); break;
-                    default: tq1_row(row, nb, a, t0, 4, out); break;
-                    }
-                } else {
-                    switch (T) {
-                    case 1: tq2_row(row, nb, a, t0, 1, out); break;
-                    case 2: tq2_row(row, nb, a, t0, 2, out); break;
-                    case 3: tq2_row(row, nb, a, t0, 3, out); break;
-                    default: tq2_row(row, nb, a, t0, 4, out); break;
-                    }
+                switch (T) {
+                case 1: tq_tile(row, rb, nb, a, t0, 1, 1, tq1, out); break;
+                case 2: tq_tile(row, rb, nb, a, t0, 1, 2, tq1, out); break;
+                case 3: tq_tile(row, rb, nb, a, t0, 1, 3, tq1, out); break;
+                default: tq_tile(row, rb, nb, a, t0, 1, 4, tq1, out); break;
                 }
                 for (int64_t t = 0; t < T; t++) y[(t0 + t) * w->rows + r] = out[t];
             }

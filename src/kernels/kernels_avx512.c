@@ -173,50 +173,84 @@ BN_AI void tq_block_codes(const uint8_t *blk, const int tq1, __m256i c[8])
     c[7] = _mm256_inserti128_si256(top_trit(y81), tq1_qh_trits(blk + 48), 1);
 }
 
-BN_AI void tq_row(const uint8_t *row, int64_t nb, const bn_act_view *a, int64_t t0, const int T, const int tq1,
-                          float *out)
+/* sum(code * q) over one block, as 8 int32 lanes */
+BN_AI __m256i tq_block_dot(const __m256i c[8], const int8_t *q)
+{
+    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+    for (int j = 0; j < 8; j += 2) {
+        s0 = _mm256_dpbusd_epi32(s0, c[j], loadu256(q + 32 * j));
+        s1 = _mm256_dpbusd_epi32(s1, c[j + 1], loadu256(q + 32 * j + 32));
+    }
+    return _mm256_add_epi32(s0, s1);
+}
+
+/* out[ri * T + ti] for R rows and T tokens, R * T <= 4: the four block sums are reduced together
+ * and their float steps run in the lanes of one vector (as in kernels_avx2.c). */
+BN_AI void tq_tile(const uint8_t *row0, size_t rb, int64_t nb, const bn_act_view *a, int64_t t0, const int R,
+                   const int T, const int tq1, float *out)
 {
     const int64_t K = a->cols;
     const size_t bsz = tq1 ? 54 : 66;
-    float sumf[4] = {0, 0, 0, 0};
+    __m128 sumf = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = row + bsz * b;
-        __m256i c[8];
-        tq_block_codes(blk, tq1, c);
-        float wd = f16_scalar(blk + bsz - 2);
-        for (int t = 0; t < T; t++) {
-            const int8_t *q = a->q + (t0 + t) * K + 256 * b;
-            __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-            for (int j = 0; j < 8; j += 2) {
-                s0 = _mm256_dpbusd_epi32(s0, c[j], loadu256(q + 32 * j));
-                s1 = _mm256_dpbusd_epi32(s1, c[j + 1], loadu256(q + 32 * j + 32));
-            }
-            int32_t sumi = hsum256_i32(_mm256_add_epi32(s0, s1)) - a->sum[(t0 + t) * (K / 256) + b];
-            float d = a->d[(t0 + t) * (K / 256) + b] * wd;
-            sumf[t] += (float)sumi * d;
+        __m256i s[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+        float wd[4] = {0, 0, 0, 0};
+        for (int ri = 0; ri < R; ri++) {
+            const uint8_t *blk = row0 + (size_t)ri * rb + bsz * (size_t)b;
+            __m256i c[8];
+            tq_block_codes(blk, tq1, c);
+            wd[ri] = f16_scalar(blk + bsz - 2);
+            for (int ti = 0; ti < T; ti++) s[ri * T + ti] = tq_block_dot(c, a->q + (t0 + ti) * K + 256 * b);
         }
+        __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+        __m128i S = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        int32_t bs[4] = {0, 0, 0, 0};
+        float ad[4] = {0, 0, 0, 0}, dw[4] = {0, 0, 0, 0};
+        for (int p = 0; p < R * T; p++) {
+            int64_t i = (t0 + p % T) * (K / 256) + b;
+            bs[p] = a->sum[i];
+            ad[p] = a->d[i];
+            dw[p] = wd[p / T];
+        }
+        __m128i sumi = _mm_sub_epi32(S, _mm_loadu_si128((const __m128i *)bs));
+        __m128 d = _mm_mul_ps(_mm_loadu_ps(ad), _mm_loadu_ps(dw));
+        sumf = _mm_add_ps(sumf, _mm_mul_ps(_mm_cvtepi32_ps(sumi), d));
     }
-    for (int t = 0; t < T; t++) out[t] = sumf[t];
+    float o[4];
+    _mm_storeu_ps(o, sumf);
+    for (int p = 0; p < R * T; p++) out[p] = o[p];
 }
 
 BN_AI void mm_tq(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1, const int tq1)
 {
     const int64_t nb = w->cols / 256;
     const size_t rb = (size_t)nb * (tq1 ? 54 : 66);
-    const int64_t R = row_tile(rb);
     const uint8_t *base = w->data;
+    float out[4];
+    if (a->n_tok == 1) {
+        int64_t r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            tq_tile(base + (size_t)r * rb, rb, nb, a, 0, 4, 1, tq1, out);
+            for (int i = 0; i < 4; i++) y[r + i] = out[i];
+        }
+        for (; r < r1; r++) {
+            tq_tile(base + (size_t)r * rb, rb, nb, a, 0, 1, 1, tq1, out);
+            y[r] = out[0];
+        }
+        return;
+    }
+    const int64_t R = row_tile(rb);
     for (int64_t rt = r0; rt < r1; rt += R) {
         int64_t rend = rt + R < r1 ? rt + R : r1;
         for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
             int64_t T = a->n_tok - t0 < 4 ? a->n_tok - t0 : 4;
             for (int64_t r = rt; r < rend; r++) {
-                float out[4];
                 const uint8_t *row = base + (size_t)r * rb;
                 switch (T) {
-                case 1: tq_row(row, nb, a, t0, 1, tq1, out); break;
-                case 2: tq_row(row, nb, a, t0, 2, tq1, out); break;
-                case 3: tq_row(row, nb, a, t0, 3, tq1, out); break;
-                default: tq_row(row, nb, a, t0, 4, tq1, out); break;
+                case 1: tq_tile(row, rb, nb, a, t0, 1, 1, tq1, out); break;
+                case 2: tq_tile(row, rb, nb, a, t0, 1, 2, tq1, out); break;
+                case 3: tq_tile(row, rb, nb, a, t0, 1, 3, tq1, out); break;
+                default: tq_tile(row, rb, nb, a, t0, 1, 4, tq1, out); break;
                 }
                 for (int64_t t = 0; t < T; t++) y[(t0 + t) * w->rows + r] = out[t];
             }
