@@ -29,8 +29,10 @@ bn_status bn_pretok_split(bn_pretok kind, const bn_cps *t, bn_piece_fn fn, void 
 /* ---- the tokenizer ---- */
 
 typedef struct bn_map_slot {
-    uint32_t hash; /* low bits of the key's hash, to skip most string compares */
+    uint32_t hash; /* high bits of the key's hash, to skip most string compares */
     int32_t id;    /* -1: empty */
+    uint32_t off;  /* the key's bytes, so a probe touches only the slot and the key */
+    uint32_t len;
 } bn_map_slot;
 
 typedef struct bn_merge_slot {
@@ -59,14 +61,17 @@ struct bn_tokenizer {
     float *scores;
     uint8_t *types;
     size_t max_piece_len;
+    size_t max_detok_len;
 
     /* Encoder lookup: normal and user-defined tokens by their encoder key (BPE: piece bytes;
      * SPM: stored text, with U+2581 for spaces). */
     bn_map_slot *map;
     uint32_t map_mask;
 
-    bn_merge_slot *merges; /* BPE */
+    bn_merge_slot *merges; /* BPE with a merge list */
     uint32_t merge_mask;
+    bool merge_by_concat;  /* BPE without one (tiktoken): a pair merges if its concatenation is a
+                              token, ranked by that token's id */
     int32_t byte_tok[256]; /* token of each single byte (BPE: its piece; SPM: <0xXX>); -1 if none */
 
     /* Special tokens (control, user-defined, unknown) matched in text when parse_special:

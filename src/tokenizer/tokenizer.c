@@ -52,17 +52,17 @@ static const char *map_key(const bn_tokenizer *t, int32_t id, size_t *len)
     return t->kind == BN_TOK_BPE ? bn_tok_piece(t, id, len) : bn_tok_text(t, id, len);
 }
 
+static const char *map_arena(const bn_tokenizer *t) { return t->kind == BN_TOK_BPE ? t->piece : t->text; }
+
 int32_t bn_tok_map_find(const bn_tokenizer *t, const char *key, size_t len)
 {
     uint64_t h = bn_tok_hash(key, len);
     uint32_t h32 = (uint32_t)(h >> 32);
+    const char *arena = map_arena(t);
     for (uint32_t i = (uint32_t)h & t->map_mask;; i = (i + 1) & t->map_mask) {
         const bn_map_slot *s = &t->map[i];
         if (s->id < 0) return -1;
-        if (s->hash != h32) continue;
-        size_t klen;
-        const char *k = map_key(t, s->id, &klen);
-        if (klen == len && memcmp(k, key, len) == 0) return s->id;
+        if (s->hash == h32 && s->len == len && memcmp(arena + s->off, key, len) == 0) return s->id;
     }
 }
 
@@ -71,19 +71,16 @@ static void map_insert(bn_tokenizer *t, int32_t id)
 {
     size_t len;
     const char *key = map_key(t, id, &len);
+    const char *arena = map_arena(t);
     uint64_t h = bn_tok_hash(key, len);
     uint32_t h32 = (uint32_t)(h >> 32);
     for (uint32_t i = (uint32_t)h & t->map_mask;; i = (i + 1) & t->map_mask) {
         bn_map_slot *s = &t->map[i];
         if (s->id < 0) {
-            s->id = id;
-            s->hash = h32;
+            *s = (bn_map_slot){h32, id, (uint32_t)(key - arena), (uint32_t)len};
             return;
         }
-        if (s->hash != h32) continue;
-        size_t klen;
-        const char *k = map_key(t, s->id, &klen);
-        if (klen == len && memcmp(k, key, len) == 0) return;
+        if (s->hash == h32 && s->len == len && memcmp(arena + s->off, key, len) == 0) return;
     }
 }
 
@@ -125,7 +122,7 @@ static bn_status merge_grow(bn_tokenizer *t, uint32_t new_cap)
 /* Adds merge (a, b) -> result unless the pair already has a (better) rank. */
 static bn_status merge_add(bn_tokenizer *t, uint32_t *count, int32_t a, int32_t b, int32_t rank, int32_t result)
 {
-    if ((uint64_t)(*count + 1) * 2 > (uint64_t)t->merge_mask + 1) {
+    if ((uint64_t)(*count + 1) * 4 > ((uint64_t)t->merge_mask + 1) * 3) {
         if (t->merge_mask >= 0x7FFFFFFFu) return bn_error(BN_ERR_NOMEM, "too many merges");
         bn_status st = merge_grow(t, (t->merge_mask + 1) * 2);
         if (st != BN_OK) return st;
@@ -348,6 +345,43 @@ static bn_status build_tables(bn_tokenizer *t, const bn_tokenizer_desc *d)
     return BN_OK;
 }
 
+/* Bytes the detokenizer writes for s[0..n) on its own: invalid parts become 3-byte U+FFFD, a
+ * trailing incomplete sequence is held back. */
+static size_t detok_expansion(const char *s, size_t n)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < n;) {
+        size_t need, k = bn_utf8_prefix((const unsigned char *)s + i, n - i, &need);
+        if (need && k == need) {
+            out += k;
+            i += k;
+        } else if (need && k == n - i) {
+            break;
+        } else {
+            out += 3;
+            i += k ? k : 1;
+        }
+    }
+    return out;
+}
+
+static void measure_detok(bn_tokenizer *t)
+{
+    size_t worst = 0;
+    for (int32_t i = 0; i < t->n_vocab; i++) {
+        size_t len;
+        const char *p = bn_tok_piece(t, i, &len);
+        size_t e = detok_expansion(p, len);
+        p = bn_tok_text(t, i, &len);
+        size_t e2 = detok_expansion(p, len);
+        if (e2 > e && (t->types[i] == BN_TOKTYPE_CONTROL || t->types[i] == BN_TOKTYPE_UNKNOWN)) e = e2;
+        if (e > worst) worst = e;
+    }
+    /* + a held-back sequence of the previous token: completed (<= 4 bytes, the completing bytes
+     * already counted above as invalid) or replaced (3 bytes) */
+    t->max_detok_len = worst + 4;
+}
+
 static bn_status build_maps(bn_tokenizer *t)
 {
     int32_t n = t->n_vocab;
@@ -412,29 +446,15 @@ static bn_status build_maps(bn_tokenizer *t)
 
 static bn_status build_merges(bn_tokenizer *t, const bn_tokenizer_desc *d)
 {
-    uint32_t count = 0;
-    uint32_t cap = 1024;
-    size_t want = d->merges_from_ids ? (size_t)t->n_vocab * 4 : d->n_merges * 2;
-    while (cap < want && cap < 0x40000000u) cap *= 2;
-    bn_status st = merge_grow(t, cap);
-    if (st != BN_OK) return st;
-
     if (d->merges_from_ids) {
-        /* tiktoken: the pair (a, b) merges into a+b with the rank of a+b's id */
-        for (int32_t r = 0; r < t->n_vocab; r++) {
-            if (t->types[r] != BN_TOKTYPE_NORMAL) continue;
-            size_t len;
-            const char *p = bn_tok_piece(t, r, &len);
-            if (len < 2 || bn_tok_map_find(t, p, len) != r) continue;
-            for (size_t s = 1; s < len; s++) {
-                int32_t a = bn_tok_map_find(t, p, s), b = bn_tok_map_find(t, p + s, len - s);
-                if (a < 0 || b < 0) continue;
-                st = merge_add(t, &count, a, b, r, r);
-                if (st != BN_OK) return st;
-            }
-        }
+        t->merge_by_concat = true;
         return BN_OK;
     }
+    uint32_t count = 0;
+    uint32_t cap = 1024;
+    while (cap < d->n_merges + d->n_merges / 2 && cap < 0x40000000u) cap *= 2;
+    bn_status st = merge_grow(t, cap);
+    if (st != BN_OK) return st;
 
     int16_t cp_byte[CP_TABLE];
     cp_to_byte_table(cp_byte);
@@ -506,7 +526,12 @@ bn_status bn_tokenizer_build(const bn_tokenizer_desc *d, bn_tokenizer **out)
     t->unk = d->unk;
     t->llama3_vocab = d->kind == BN_TOK_BPE && bn_tok_texts_are_llama3(d->tokens, d->n_vocab);
 
-    if ((st = build_tables(t, d)) != BN_OK || (st = build_maps(t)) != BN_OK ||
+    if ((st = build_tables(t, d)) != BN_OK) {
+        bn_tokenizer_free(t);
+        return st;
+    }
+    measure_detok(t);
+    if ((st = build_maps(t)) != BN_OK ||
         (t->kind == BN_TOK_BPE && (st = build_merges(t, d)) != BN_OK)) {
         bn_tokenizer_free(t);
         return st;
@@ -556,6 +581,7 @@ bool bn_tokenizer_is_llama3(const bn_tokenizer *t) { return t && t->llama3_vocab
 bn_tok_kind bn_tokenizer_kind(const bn_tokenizer *t) { return t->kind; }
 bn_pretok bn_tokenizer_pretok(const bn_tokenizer *t) { return t->pretok; }
 size_t bn_tokenizer_max_piece_len(const bn_tokenizer *t) { return t ? t->max_piece_len : 0; }
+size_t bn_tokenizer_max_detok_len(const bn_tokenizer *t) { return t ? t->max_detok_len : 0; }
 
 bool bn_tokenizer_is_eog(const bn_tokenizer *t, int32_t id)
 {
@@ -698,15 +724,33 @@ static pair heap_pop(enc *e)
     return top;
 }
 
-static bn_status bpe_try_pair(enc *e, int32_t l)
+/* The merge of ids a and b: its rank and result, false if they do not merge.  p is the piece
+ * being encoded and sl/sr the two symbols (for merge_by_concat). */
+static bool bpe_merge(const bn_tokenizer *t, const char *p, const sym *sl, const sym *sr, int32_t *rank,
+                      int32_t *result)
+{
+    if (t->merge_by_concat) {
+        int32_t id = bn_tok_map_find(t, p + sl->start, sl->len + sr->len);
+        if (id < 0 || t->types[id] != BN_TOKTYPE_NORMAL) return false;
+        *rank = *result = id;
+        return true;
+    }
+    const bn_merge_slot *m = merge_find(t, sl->id, sr->id);
+    if (!m) return false;
+    *rank = m->rank;
+    *result = m->result;
+    return true;
+}
+
+static bn_status bpe_try_pair(enc *e, const char *p, int32_t l)
 {
     if (l < 0) return BN_OK;
     int32_t r = e->syms[l].next;
     if (r < 0) return BN_OK;
-    const bn_merge_slot *m = merge_find(e->t, e->syms[l].id, e->syms[r].id);
-    if (!m) return BN_OK;
-    pair p = {((uint64_t)(uint32_t)m->rank << 32) | (uint32_t)l, r, e->syms[l].id, e->syms[r].id};
-    return heap_push(e, p);
+    int32_t rank, result;
+    if (!bpe_merge(e->t, p, &e->syms[l], &e->syms[r], &rank, &result)) return BN_OK;
+    pair q = {((uint64_t)(uint32_t)rank << 32) | (uint32_t)l, r, e->syms[l].id, e->syms[r].id};
+    return heap_push(e, q);
 }
 
 /* Encodes one pre-tokenized piece of raw bytes. */
@@ -727,19 +771,20 @@ static bn_status bpe_piece(enc *e, const char *p, size_t n)
     }
     e->n_heap = 0;
     for (size_t i = 0; i + 1 < n; i++)
-        if ((st = bpe_try_pair(e, (int32_t)i)) != BN_OK) return st;
+        if ((st = bpe_try_pair(e, p, (int32_t)i)) != BN_OK) return st;
     while (e->n_heap) {
         pair q = heap_pop(e);
         int32_t l = (int32_t)(uint32_t)q.key, r = q.right;
         sym *L = &e->syms[l], *R = &e->syms[r];
         if (L->id != q.a || L->next != r || R->id != q.b) continue; /* stale */
-        const bn_merge_slot *m = merge_find(t, q.a, q.b);
-        L->id = m->result;
+        int32_t rank, result;
+        if (!bpe_merge(t, p, L, R, &rank, &result)) return bn_error(BN_ERR_INTERNAL, "merge vanished");
+        L->id = result;
         L->len += R->len;
         L->next = R->next;
         if (R->next >= 0) e->syms[R->next].prev = l;
         R->id = -1;
-        if ((st = bpe_try_pair(e, L->prev)) != BN_OK || (st = bpe_try_pair(e, l)) != BN_OK) return st;
+        if ((st = bpe_try_pair(e, p, L->prev)) != BN_OK || (st = bpe_try_pair(e, p, l)) != BN_OK) return st;
     }
     for (int32_t i = 0; i >= 0; i = e->syms[i].next)
         if ((st = push_id(e, e->syms[i].id)) != BN_OK) return st;

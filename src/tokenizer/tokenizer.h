@@ -83,8 +83,11 @@ int32_t bn_tokenizer_unk(const bn_tokenizer *t);
 int bn_tokenizer_token_type(const bn_tokenizer *t, int32_t id); /* BN_TOKTYPE_*, 0 if out of range */
 /* The stored text of a token (as in the vocabulary file); NULL if id is out of range. */
 const char *bn_tokenizer_token_text(const bn_tokenizer *t, int32_t id, size_t *len);
-/* Longest piece in bytes (sizes detokenizer buffers: see bn_detok_push). */
+/* Longest piece in bytes. */
 size_t bn_tokenizer_max_piece_len(const bn_tokenizer *t);
+/* The most bytes one bn_detok_push or bn_detok_flush can write for this vocabulary (a cap this
+ * large never gives BN_ERR_RANGE). */
+size_t bn_tokenizer_max_detok_len(const bn_tokenizer *t);
 void bn_tokenizer_free(bn_tokenizer *t);
 
 int32_t bn_tokenizer_n_vocab(const bn_tokenizer *t);
@@ -121,9 +124,8 @@ typedef struct bn_detok {
 
 void bn_detok_init(bn_detok *d, const bn_tokenizer *t, bool special);
 /* Appends the text for `id` to out (at most cap bytes; *n gets the count).  BN_ERR_RANGE if cap is
- * too small, with nothing consumed, so the call can be repeated with more room:
- * 3 * (bn_tokenizer_max_piece_len + 8) is always enough (each invalid byte may become a 3-byte
- * U+FFFD); for valid text, 8 + the longest piece is.  BN_ERR_RANGE also for an id out of range. */
+ * too small (bn_tokenizer_max_detok_len is always enough), with nothing consumed, so the call can
+ * be repeated with more room.  BN_ERR_RANGE also for an id out of range. */
 bn_status bn_detok_push(bn_detok *d, int32_t id, char *out, size_t cap, size_t *n);
 /* Flushes held-back bytes (as U+FFFD). */
 bn_status bn_detok_flush(bn_detok *d, char *out, size_t cap, size_t *n);

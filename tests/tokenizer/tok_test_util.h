@@ -12,6 +12,7 @@
 
 static inline char *tu_read_file(const char *path, size_t *len)
 {
+    if (len) *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
@@ -48,7 +49,7 @@ static inline size_t tu_load_cases(const char *name, tu_cases *cs)
     char path[512];
     memset(cs, 0, sizeof *cs);
     snprintf(path, sizeof path, TOK_DATA "%s.inp", name);
-    size_t inp_len, out_len;
+    size_t inp_len = 0, out_len = 0;
     cs->inp = tu_read_file(path, &inp_len);
     snprintf(path, sizeof path, TOK_DATA "%s.out", name);
     cs->out = tu_read_file(path, &out_len);
