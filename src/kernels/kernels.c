@@ -262,14 +262,16 @@ bn_status bn_matmul(const bn_weight *w, const bn_act *a, float *y, bn_threadpool
                         (long long)w->cols);
     if (a->format == BN_ACT_F32 ? !a->x : !a->buf) return bn_error(BN_ERR_STATE, "matmul: activations not prepared");
     const bn_kernel_table *tab = bn_kernel_table_get(bn_kernels_active());
-    bn_mm_fn fn = tab->mm[w->type] ? tab->mm[w->type] : bn_kernels_ref.mm[w->type];
+    while (!tab->mm[w->type] && tab->fallback) tab = tab->fallback;
+    if (!tab->mm[w->type]) tab = &bn_kernels_ref;
+    bn_mm_fn fn = tab->mm[w->type];
     if (!fn) return bn_error(BN_ERR_UNSUPPORTED, "matmul: no kernel for %s", bn_type_name(w->type));
     mm_task T;
     T.w = w;
     bn_act_view_get(a, &T.v);
     T.y = y;
     T.fn = fn;
-    T.align = tab->mm[w->type] && tab->row_align > 1 ? tab->row_align : 1;
+    T.align = tab->row_align > 1 ? tab->row_align : 1;
     /* Small products are not worth waking the workers for. */
     double work = (double)w->rows * (double)w->cols * (double)a->n_tok;
     if (!pool || bn_threadpool_size(pool) == 1 || work < 65536.0) mm_rows(&T, 0, 1);

@@ -298,6 +298,60 @@ static void mm_q8_0_avx2(const bn_weight *w, const bn_act_view *a, float *y, int
     }
 }
 
+/* ---- Q6_K ----
+ * Block: ql[128] qh[64] scales[16] (int8) d (fp16); element values v - 32 with v in 0..63.  The
+ * integer sum is sum_j scale_j * sum_{16 elements} (v - 32) * q, computed as
+ * sum_j scale_j * (sum v*q) - 32 * sum_j scale_j * bsum_j with the activations' 16-element sums.
+ * maddubs(v <= 63, |q| <= 128) pairs stay <= 2*63*128 = 16128; madd with the scales gives int32. */
+
+BN_AI int32_t q6k_block_isum(const uint8_t *blk, const int8_t *q, const int16_t *bsums)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x03), mC = _mm256_set1_epi8(0x0c);
+    const __m256i m30 = _mm256_set1_epi8(0x30), mC0 = _mm256_set1_epi8((char)0xc0);
+    const int8_t *sc = (const int8_t *)(blk + 192);
+    __m256i acc = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
+        __m256i l0 = loadu(ql), l1 = loadu(ql + 32), hb = loadu(qh);
+        __m256i v[4];
+        v[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+        v[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, mC), 2));
+        v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m30));
+        v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                               _mm256_srli_epi16(_mm256_and_si256(hb, mC0), 2));
+        for (int k = 0; k < 4; k++) {
+            /* elements 128h + 32k .. +31: scales sc[8h + 2k] (first 16) and sc[8h + 2k + 1] */
+            __m256i p = _mm256_maddubs_epi16(v[k], loadu(q + 128 * h + 32 * k));
+            __m256i s16 = _mm256_setr_m128i(_mm_set1_epi16(sc[8 * h + 2 * k]), _mm_set1_epi16(sc[8 * h + 2 * k + 1]));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, s16));
+        }
+    }
+    int32_t corr = 0;
+    for (int j = 0; j < 16; j++) corr += sc[j] * bsums[j];
+    return hsum_i32(acc) - 32 * corr;
+}
+
+static void mm_q6_K_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
+{
+    const int64_t K = w->cols, nb = K / 256;
+    const uint8_t *base = w->data;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = base + (size_t)r * (size_t)nb * 210;
+        for (int64_t t = 0; t < a->n_tok; t++) {
+            const int8_t *q = a->q + t * K;
+            const float *ad = a->d + t * nb;
+            const int16_t *bs = a->bsums + t * (K / 16);
+            float sumf = 0.0f;
+            for (int64_t b = 0; b < nb; b++) {
+                const uint8_t *blk = row + b * 210;
+                int32_t isum = q6k_block_isum(blk, q + 256 * b, bs + 16 * b);
+                sumf += (float)isum * (f16_scalar(blk + 208) * ad[b]);
+            }
+            y[t * w->rows + r] = sumf;
+        }
+    }
+}
+
 /* ---- F16 / BF16 / F32: 32 running sums in ggml's order (kernels_impl.h) ---- */
 
 BN_AI float reduce4x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
@@ -399,6 +453,7 @@ const bn_kernel_table bn_kernels_avx2 = {
             [BN_TYPE_TQ2_0] = mm_tq2_avx2,
             [BN_TYPE_TQ1_0] = mm_tq1_avx2,
             [BN_TYPE_Q8_0] = mm_q8_0_avx2,
+            [BN_TYPE_Q6_K] = mm_q6_K_avx2,
             [BN_TYPE_F16] = mm_f16_avx2,
             [BN_TYPE_BF16] = mm_bf16_avx2,
             [BN_TYPE_F32] = mm_f32_avx2,

@@ -399,4 +399,5 @@ const bn_kernel_table bn_kernels_avx512 = {
             [BN_TYPE_F32] = mm_f32_avx512,
         },
     .row_align = 1,
+    .fallback = &bn_kernels_avx2, /* Q6_K */
 };

@@ -24,11 +24,13 @@ void bn_act_view_get(const bn_act *a, bn_act_view *v);
 /* Computes y[t * w->rows + r] for every token t and rows r0 <= r < r1. */
 typedef void (*bn_mm_fn)(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1);
 
-/* One implementation: a kernel per weight type (NULL: use the reference's). */
+/* One implementation: a kernel per weight type (NULL: use the fallback's, finally the reference's). */
 typedef struct bn_kernel_table {
     bn_mm_fn mm[BN_TYPE_COUNT];
     /* Rows a thread's share is rounded to (keeps SIMD row groups whole); 0 means 1. */
     int row_align;
+    /* Where a type has no kernel here, the next table to try (NULL: the reference). */
+    const struct bn_kernel_table *fallback;
 } bn_kernel_table;
 
 extern const bn_kernel_table bn_kernels_ref;
