@@ -99,6 +99,9 @@ enum {
 bn_status bn_gguf_open_ex(const char *path, unsigned flags, bn_gguf **out);
 bn_status bn_gguf_open_memory_ex(const void *data, size_t size, unsigned flags, bn_gguf **out);
 void bn_gguf_free(bn_gguf *g);
+/* g takes ownership of the buffer it was opened on with bn_gguf_open_memory (allocated with
+ * bn_aligned_alloc, e.g. by bn_gguf_writer_write_memory): bn_gguf_free releases it. */
+void bn_gguf_own_buffer(bn_gguf *g, void *buf);
 
 uint32_t bn_gguf_version(const bn_gguf *g);
 uint32_t bn_gguf_alignment(const bn_gguf *g);
@@ -169,5 +172,8 @@ bn_status bn_gguf_writer_add_tensor_fn(bn_gguf_writer *w, const char *name, uint
                                        const int64_t *ne, bn_gguf_fill_fn fill, void *user);
 /* Writes the file atomically; alignment from general.alignment if set (u32, power of two), else 32. */
 bn_status bn_gguf_writer_write(bn_gguf_writer *w, const char *path);
+/* The same bytes as bn_gguf_writer_write, into memory: *buf (page-aligned, bn_aligned_free, or
+ * hand it to a reader with bn_gguf_own_buffer) holds *len bytes. */
+bn_status bn_gguf_writer_write_memory(bn_gguf_writer *w, void **buf, size_t *len);
 
 #endif

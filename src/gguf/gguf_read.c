@@ -32,6 +32,7 @@ typedef struct gguf_kv {
 struct bn_gguf {
     bn_mapfile mf;
     bool owns_map;
+    void *owned_buf; /* bn_gguf_own_buffer */
     const uint8_t *base;
     size_t size;
     uint32_t version;
@@ -677,7 +678,13 @@ void bn_gguf_free(bn_gguf *g)
     bn_free(g->tensors);
     bn_free(g->t_order);
     if (g->owns_map) bn_mapfile_close(&g->mf);
+    bn_aligned_free(g->owned_buf);
     bn_free(g);
+}
+
+void bn_gguf_own_buffer(bn_gguf *g, void *buf)
+{
+    if (g) g->owned_buf = buf;
 }
 
 /* ---- accessors ----------------------------------------------------------------------------- */

@@ -312,15 +312,15 @@ bn_status bn_gguf_writer_set_array(bn_gguf_writer *w, const char *key, bn_gguf_v
 bn_status bn_gguf_writer_copy_kv(bn_gguf_writer *w, const bn_gguf *g)
 {
     if (!w || !g) return bn_error(BN_ERR_INVALID_ARG, "gguf writer: NULL argument");
-    char key[MAX_KEY_LEN + 1];
     for (int64_t i = 0; i < bn_gguf_n_kv(g); i++) {
         bn_gguf_str k = bn_gguf_kv_key(g, i);
         /* keys with NUL bytes cannot be C strings: such a key is reported, not silently cut */
         if (memchr(k.ptr, '\0', (size_t)k.len))
             return bn_error(BN_ERR_UNSUPPORTED, "gguf writer: key %lld contains a NUL byte", (long long)i);
-        memcpy(key, k.ptr, (size_t)k.len);
-        key[k.len] = '\0';
+        char *key = bn_strndup(k.ptr, (size_t)k.len);
+        if (!key) return BN_ERR_NOMEM;
         bn_status st = bn_gguf_writer_set_value(w, key, bn_gguf_kv_value(g, i));
+        bn_free(key);
         if (st) return st;
     }
     return BN_OK;
@@ -484,4 +484,74 @@ bn_status bn_gguf_writer_write(bn_gguf_writer *w, const char *path)
         return st;
     }
     return bn_atomic_file_commit(&af);
+}
+
+/* ---- writing to memory (loading a converted model without a file) -------------------------- */
+
+bn_status bn_gguf_writer_write_memory(bn_gguf_writer *w, void **buf, size_t *len)
+{
+    if (!w || !buf || !len) return bn_error(BN_ERR_INVALID_ARG, "gguf writer: NULL argument");
+    *buf = NULL;
+    *len = 0;
+    uint32_t align;
+    bn_status st = writer_alignment(w, &align);
+    if (st) return st;
+    /* the same header as bn_gguf_writer_write */
+    wbuf h = {0};
+    wb_raw(&h, "GGUF", 4);
+    wb_u32(&h, 3);
+    wb_u64(&h, w->n_t);
+    wb_u64(&h, w->n_kv);
+    for (size_t i = 0; i < w->n_kv; i++) {
+        wb_str(&h, w->kvs[i].key, strlen(w->kvs[i].key));
+        wb_raw(&h, w->kvs[i].val.p, w->kvs[i].val.n);
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < w->n_t; i++) {
+        const wtensor *t = &w->ts[i];
+        wb_str(&h, t->name, strlen(t->name));
+        wb_u32(&h, t->n_dims);
+        for (uint32_t d = 0; d < t->n_dims; d++) wb_u64(&h, (uint64_t)t->ne[d]);
+        wb_u32(&h, t->type);
+        wb_u64(&h, off);
+        size_t next;
+        if (bn_add_overflow(off, t->nbytes, &next) || bn_add_overflow(next, pad_to(next, align), &off)) {
+            wb_free(&h);
+            return bn_error(BN_ERR_RANGE, "gguf writer: tensor data exceeds the address space");
+        }
+    }
+    uint8_t pad[1] = {0};
+    while (!h.oom && h.n % align) wb_raw(&h, pad, 1);
+    size_t total;
+    if (h.oom || bn_add_overflow(h.n, off, &total)) {
+        wb_free(&h);
+        return bn_error(BN_ERR_NOMEM, "gguf writer: out of memory building the header");
+    }
+    /* page-aligned like a file mapping, so tensor data is as aligned as in a mapped file */
+    uint8_t *p = bn_aligned_alloc(total ? total : 1, 4096);
+    if (!p) {
+        wb_free(&h);
+        return BN_ERR_NOMEM;
+    }
+    memcpy(p, h.p, h.n);
+    size_t pos = h.n;
+    wb_free(&h);
+    for (size_t i = 0; i < w->n_t && !st; i++) {
+        const wtensor *t = &w->ts[i];
+        memset(p + pos, 0, t->nbytes + pad_to(t->nbytes, align));
+        if (t->fill) {
+            st = t->fill(t->user, p + pos, t->nbytes);
+            if (st) bn_error_prefix(st, "gguf writer: producing tensor '%s': ", t->name);
+        } else if (t->nbytes) {
+            memcpy(p + pos, t->data, t->nbytes);
+        }
+        pos += t->nbytes + pad_to(t->nbytes, align);
+    }
+    if (st) {
+        bn_aligned_free(p);
+        return st;
+    }
+    *buf = p;
+    *len = total;
+    return BN_OK;
 }

@@ -391,6 +391,19 @@ static void test_writer_errors(void **state)
     assert_int_equal(bn_gguf_writer_write(w, tmp("x.gguf")), BN_ERR_INVALID_ARG);
     OK(bn_gguf_writer_set_u32(w, "general.alignment", 64));
     assert_int_equal(bn_gguf_writer_write(w, "/nonexistent-dir/x.gguf"), BN_ERR_IO);
+    /* a key with a NUL byte cannot be copied into a C string: reported, not cut */
+    gb b = {0};
+    gb_header(&b, 3, 0, 1);
+    gb_u64(&b, 3);
+    gb_raw(&b, "a\0b", 3);
+    gb_u32(&b, 4);
+    gb_u32(&b, 1);
+    bn_gguf *src;
+    OK(bn_gguf_open_memory(b.p, b.n, &src));
+    assert_int_equal(bn_gguf_writer_copy_kv(w, src), BN_ERR_UNSUPPORTED);
+    assert_non_null(strstr(bn_last_error(), "NUL byte"));
+    bn_gguf_free(src);
+    gb_free(&b);
     bn_gguf_writer_free(w);
     bn_gguf_writer_free(NULL);
 }

@@ -83,6 +83,13 @@ fi
 run; [ "$rc" = 2 ] || fail "no file: exit $rc"
 run --nope x; [ "$rc" = 2 ] || fail "bad option: exit $rc"
 run --help; [ "$rc" = 0 ] && expect_in help "$out" "--tensors"
+run --system; [ "$rc" = 0 ] || fail "--system: exit $rc"
+expect_in system "$out" "kernels"
+expect_in system "$out" "physical"
+run "$data/reference/V1/model.gguf" --json --system
+expect_in "json system" "$out" '"n_cores_logical":'
+expect_in "json system" "$out" '"architecture":	"bitnet-b1.58"'
+
 
 # TL2 tensors: shown (flagged), not refused.  Built byte by byte: one TL2 tensor, 64 data bytes.
 le32() { printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)))"; }

@@ -13,7 +13,8 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: bitnet info MODEL.gguf [--json] [--tensors]\n"
+            "usage: bitnet info MODEL.gguf [--json] [--tensors] [--system]\n"
+            "       bitnet info --system [--json]\n"
             "\n"
             "Shows what a GGUF file (v2 or v3) holds: architecture, hyper-parameters (the <arch>.* keys),\n"
             "tokenizer summary, file type, other metadata, tensor counts by type, total size and bits\n"
@@ -23,6 +24,8 @@ static void usage(FILE *f)
             "options:\n"
             "  --json      print one JSON object instead of text (shape: docs/gguf.md)\n"
             "  --tensors   also list every tensor: name, type, shape, bytes, offset\n"
+            "  --system    also (or, without MODEL, only) show this machine: the kernels in use,\n"
+            "              the CPU features detected, the number of cores\n"
             "  -h, --help  show this help\n");
 }
 
@@ -342,6 +345,26 @@ static void print_text(const info *in, bool tensors)
     }
 }
 
+/* ---- this machine ------------------------------------------------------------------------- */
+
+static void print_system_text(const bitnet_system_info *si, bool blank_line)
+{
+    printf("%ssystem:\n", blank_line ? "\n" : "");
+    printf("  %-15s %s\n", "kernels", si->kernels);
+    printf("  %-15s %s\n", "cpu features", si->cpu_features[0] ? si->cpu_features : "(none)");
+    printf("  %-15s %d physical, %d logical\n", "cores", si->n_cores_physical, si->n_cores_logical);
+}
+
+static cJSON *system_json(const bitnet_system_info *si)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kernels", si->kernels);
+    cJSON_AddStringToObject(o, "cpu_features", si->cpu_features);
+    cJSON_AddNumberToObject(o, "n_cores_physical", si->n_cores_physical);
+    cJSON_AddNumberToObject(o, "n_cores_logical", si->n_cores_logical);
+    return o;
+}
+
 /* ---- JSON output --------------------------------------------------------------------------- */
 
 static cJSON *json_string(const char *s, uint64_t len)
@@ -391,7 +414,20 @@ static void json_add_id(cJSON *o, const info *in, const char *name, const char *
     else cJSON_AddNullToObject(o, name);
 }
 
-static int print_json(const info *in, bool tensors)
+static int print_cjson(cJSON *root)
+{
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) {
+        fprintf(stderr, "bitnet: info: out of memory building JSON\n");
+        return 1;
+    }
+    puts(text);
+    cJSON_free(text);
+    return 0;
+}
+
+static int print_json(const info *in, bool tensors, const bitnet_system_info *si)
 {
     bitnet_gguf *g = in->g;
     char buf[256];
@@ -489,20 +525,13 @@ static int print_json(const info *in, bool tensors)
         }
     }
 
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!text) {
-        fprintf(stderr, "bitnet: info: out of memory building JSON\n");
-        return 1;
-    }
-    puts(text);
-    cJSON_free(text);
-    return 0;
+    if (si) cJSON_AddItemToObject(root, "system", system_json(si));
+    return print_cjson(root);
 }
 
 int cmd_info(int argc, char **argv)
 {
-    bool json = false, tensors = false;
+    bool json = false, tensors = false, show_system = false;
     const char *path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -513,6 +542,8 @@ int cmd_info(int argc, char **argv)
             json = true;
         } else if (!strcmp(a, "--tensors")) {
             tensors = true;
+        } else if (!strcmp(a, "--system")) {
+            show_system = true;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "bitnet: info: unknown option '%s'\n\n", a);
             usage(stderr);
@@ -524,6 +555,17 @@ int cmd_info(int argc, char **argv)
             path = a;
         }
     }
+    bitnet_system_info si;
+    if (show_system && bitnet_system_info_get(&si) != BITNET_OK) return cli_fail("info: system");
+    if (!path && show_system) {
+        if (json) {
+            cJSON *root = cJSON_CreateObject();
+            cJSON_AddItemToObject(root, "system", system_json(&si));
+            return print_cjson(root);
+        }
+        print_system_text(&si, false);
+        return fflush(stdout) != 0;
+    }
     if (!path) {
         usage(stderr);
         return 2;
@@ -532,8 +574,12 @@ int cmd_info(int argc, char **argv)
     if (bitnet_gguf_open(path, &in.g) != BITNET_OK) return cli_fail("info");
     if (!get_string(&in, "general.architecture", in.arch, sizeof in.arch)) in.arch[0] = '\0';
     int rc = 0;
-    if (json) rc = print_json(&in, tensors);
-    else print_text(&in, tensors);
+    if (json) {
+        rc = print_json(&in, tensors, show_system ? &si : NULL);
+    } else {
+        print_text(&in, tensors);
+        if (show_system) print_system_text(&si, true);
+    }
     if (!json && fflush(stdout) != 0) rc = 1;
     bitnet_gguf_free(in.g);
     return rc;
