@@ -182,7 +182,8 @@ typedef struct bitnet_model_params {
 } bitnet_model_params;
 
 BITNET_API void bitnet_model_params_default(bitnet_model_params *p);
-/* Loads a GGUF model (or, when built with Hugging Face support, a model directory).
+/* Loads a GGUF model (or, when built with Hugging Face support, a model directory, converted in
+ * memory exactly as bitnet_convert does with its defaults: I2_S weights, F16 embeddings).
  * params may be NULL for defaults. */
 BITNET_API bitnet_status bitnet_model_load(const char *path, const bitnet_model_params *params, bitnet_model **out);
 BITNET_API void bitnet_model_free(bitnet_model *m);
@@ -392,6 +393,40 @@ BITNET_API bitnet_status bitnet_gen_model_params_shape(bitnet_gen_model_params *
 /* Writes a model with random ternary weights and a synthetic byte-level tokenizer, in the key
  * order, tensor names and layout of Microsoft's official GGUF file (atomically). */
 BITNET_API bitnet_status bitnet_gen_model(const bitnet_gen_model_params *p, const char *path);
+
+/* ============================================================================================
+ * Conversion: Hugging Face model folders and GGUF files -> GGUF (`bitnet convert`)
+ * ============================================================================================ */
+
+/* For bitnet_convert_params.embed_type: F16 for Hugging Face input, the input's type for GGUF. */
+#define BITNET_TYPE_AUTO UINT32_MAX
+
+/* Called after each tensor with the weights converted so far and in all; return false to cancel
+ * (the conversion then fails with BITNET_ERR_CANCELLED and leaves no output file). */
+typedef bool (*bitnet_progress_callback)(void *user, uint64_t done, uint64_t total);
+
+typedef struct bitnet_convert_params {
+    uint32_t weight_type; /* ggml type of the linear weights: 36 I2_S (default), 34 TQ1_0, 35 TQ2_0 */
+    uint32_t embed_type;  /* token_embd (and a separate output head): 1 F16, 30 BF16, 8 Q8_0, 14 Q6_K,
+                             0 F32, or BITNET_TYPE_AUTO (default) */
+    bitnet_progress_callback progress; /* may be NULL */
+    void *user;
+} bitnet_convert_params;
+
+BITNET_API void bitnet_convert_params_default(bitnet_convert_params *p);
+/* Converts `input` to a GGUF file at `output`, written atomically (nothing is left behind on
+ * failure).  input is either
+ *   - a Hugging Face folder: config.json (BitNetForCausalLM -> arch "bitnet-b1.58",
+ *     BitnetForCausalLM -> "bitnet", LlamaForCausalLM with a BitNet quantization_config ->
+ *     "llama"), tokenizer.json (byte-level BPE), optional tokenizer_config.json and
+ *     generation_config.json, and model.safetensors or a sharded set with
+ *     model.safetensors.index.json.  Float master weights are ternarised with absmean; packed
+ *     weights (four per byte with weight_scale, as Microsoft's 2B-4T repository) are unpacked.
+ *     With I2_S the keys, tensor names, types and layout are those of Microsoft's official file;
+ *   - a GGUF file: ternary weights are re-encoded as weight_type (same ternary values), the
+ *     embeddings as embed_type, everything else copied; general.file_type follows.
+ * params may be NULL for defaults. */
+BITNET_API bitnet_status bitnet_convert(const char *input, const char *output, const bitnet_convert_params *params);
 
 #ifdef __cplusplus
 }

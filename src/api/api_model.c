@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/file.h"
 #include "common/mem.h"
+#include "hf/hf_model.h"
 
 #define CHECK_ARG(cond, what) \
     do { \
@@ -34,9 +35,11 @@ bitnet_status bitnet_model_load(const char *path, const bitnet_model_params *par
         params = &dp;
     }
     bn_gguf *g;
-    bn_status st = bn_gguf_open(path, &g);
-    if (st != BN_OK) return (bitnet_status)bn_error_prefix(st, "%s: ", path);
-    if (params->prefetch) {
+    /* a Hugging Face folder is converted into memory, then loaded like a file */
+    bool hf_dir = bn_hf_is_model_dir(path);
+    bn_status st = hf_dir ? bn_hf_open_gguf(path, NULL, &g) : bn_gguf_open(path, &g);
+    if (st != BN_OK) return hf_dir ? (bitnet_status)st : (bitnet_status)bn_error_prefix(st, "%s: ", path);
+    if (params->prefetch && !hf_dir) {
         /* weights are read on every token: ask for read-ahead and huge pages */
         bn_mapfile mf = {.data = bn_gguf_file_data(g), .size = bn_gguf_file_size(g), .is_mapped = 1};
         bn_mapfile_advise_willneed(&mf);

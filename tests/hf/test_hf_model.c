@@ -1,0 +1,783 @@
+/* Tests of Hugging Face folder conversion on synthetic checkpoints made here: keys and tensors of
+ * the GGUF, the same ternary weights for I2_S / TQ1_0 / TQ2_0 and for float master vs packed
+ * weights, sharding, Llama's Q/K permutation, direct loading (identical logits to the converted
+ * file), GGUF -> GGUF requantisation, and bad inputs failing with clear messages. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bitnet.h"
+#include "common/error.h"
+#include "common/fp16.h"
+#include "gguf/gguf.h"
+#include "hf/hf_model.h"
+#include "quant/quant.h"
+#include "safetensors/safetensors.h"
+#include "../safetensors/st_writer.h"
+
+/* the synthetic model: small, but with rows TQ types accept (multiples of 256) */
+enum { D = 256, FF = 512, NL = 2, NH = 4, NKV = 2, DKV = D / NH * NKV, NTOK = 262, NV = 264 };
+
+static char tmpdir[64];
+static char pathbuf[8][512];
+static int pathi;
+
+static const char *P(const char *name)
+{
+    char *b = pathbuf[pathi++ % 8];
+    snprintf(b, 512, "%s/%s", tmpdir, name);
+    return b;
+}
+
+static void rm_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[600];
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat sb;
+        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) rm_tree(p);
+        else unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    strcpy(tmpdir, "/tmp/bn_hf_XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rm_tree(tmpdir);
+    return 0;
+}
+
+static void expect_error(bn_status got, bn_status want, const char *fragment)
+{
+    if (got != want) fail_msg("status %d (want %d): %s", got, want, bn_last_error());
+    if (!strstr(bn_last_error(), fragment)) fail_msg("message '%s' lacks '%s'", bn_last_error(), fragment);
+}
+
+/* ---- making a model folder -------------------------------------------------------------------- */
+
+static uint64_t rng = 1;
+static float frand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+typedef struct model_opts {
+    const char *arch;       /* default BitNetForCausalLM */
+    const char *config_extra; /* appended inside config.json */
+    bool packed;            /* linear weights packed four per byte with weight_scale */
+    int shards;             /* 0/1: model.safetensors; 2: two shards and an index */
+    bool no_tokenizer;
+    bool extra_tensor;
+    int hidden_in_config;   /* 0: D */
+    bool llama_names;       /* no sub-norms (LlamaForCausalLM) */
+} model_opts;
+
+/* GPT-2's byte-to-unicode map, UTF-8 encoded */
+static void byte_token(int b, char *out)
+{
+    int cp = b;
+    if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))) {
+        int n = 0;
+        for (int x = 0; x < b; x++)
+            if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255))) n++;
+        cp = 256 + n;
+    }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        out[1] = 0;
+    } else {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        out[2] = 0;
+    }
+}
+
+static void write_tokenizer(const char *dir)
+{
+    size_t cap = 1 << 16, o = 0;
+    char *j = malloc(cap);
+    o += (size_t)snprintf(j + o, cap - o,
+                          "{\"version\":\"1.0\",\"added_tokens\":[{\"id\":260,\"content\":\"<|begin_of_text|>\",\"special\":true},"
+                          "{\"id\":261,\"content\":\"<|end_of_text|>\",\"special\":true}],\"normalizer\":null,"
+                          "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,"
+                          "\"use_regex\":true},\"model\":{\"type\":\"BPE\",\"vocab\":{");
+    for (int b = 0; b < 256; b++) {
+        char t[4];
+        byte_token(b, t);
+        const char *esc = (t[0] == '"' || t[0] == '\\') && !t[1] ? "\\" : "";
+        o += (size_t)snprintf(j + o, cap - o, "%s\"%s%s\":%d", b ? "," : "", esc, t, b);
+    }
+    /* "Ġt" = 256, "he" = 257, "Ġthe" = 258, "in" = 259 */
+    o += (size_t)snprintf(j + o, cap - o,
+                          ",\"\xc4\xa0t\":256,\"he\":257,\"\xc4\xa0the\":258,\"in\":259},\"merges\":[\"\xc4\xa0 t\",[\"h\",\"e\"],"
+                          "\"\xc4\xa0t he\",\"i n\"]}}");
+    char p[600];
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    assert_true(write_text(p, j));
+    free(j);
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
+    assert_true(write_text(p, "{\"add_bos_token\":true,\"bos_token\":\"<|begin_of_text|>\",\"eos_token\":{\"content\":"
+                              "\"<|end_of_text|>\"},\"chat_template\":\"{% for m in messages %}{{ m.content }}{% endfor %}\"}"));
+}
+
+/* The float master weights of every linear tensor, regenerated identically from the seed. */
+typedef struct lin {
+    char name[128];
+    int rows, cols;
+} lin;
+
+static int linears(const model_opts *mo, lin *out)
+{
+    (void)mo;
+    static const struct {
+        const char *n;
+        int r, c;
+    } L[] = {{"self_attn.q_proj", D, D}, {"self_attn.k_proj", DKV, D}, {"self_attn.v_proj", DKV, D},
+             {"self_attn.o_proj", D, D}, {"mlp.gate_proj", FF, D},     {"mlp.up_proj", FF, D},
+             {"mlp.down_proj", D, FF}};
+    int n = 0;
+    for (int i = 0; i < NL; i++)
+        for (int k = 0; k < 7; k++) {
+            snprintf(out[n].name, sizeof out[n].name, "model.layers.%d.%s.weight", i, L[k].n);
+            out[n].rows = L[k].r;
+            out[n].cols = L[k].c;
+            n++;
+        }
+    return n;
+}
+
+static float *lin_weights(int idx, int rows, int cols)
+{
+    rng = 0x9E3779B97F4A7C15ull * (uint64_t)(idx + 1);
+    float *w = malloc((size_t)rows * cols * sizeof(float));
+    for (int i = 0; i < rows * cols; i++) w[i] = bn_bf16_to_fp32(bn_fp32_to_bf16(frand() * 0.05f));
+    return w;
+}
+
+typedef struct tbuf {
+    st_entry e[64];
+    void *mem[64];
+    char names[64][128];
+    int n;
+} tbuf;
+
+static void add_entry(tbuf *b, const char *name, const char *dtype, int nd, int64_t s0, int64_t s1, void *data,
+                      size_t nbytes)
+{
+    int i = b->n++;
+    snprintf(b->names[i], sizeof b->names[i], "%s", name);
+    b->e[i] = (st_entry){b->names[i], dtype, nd, {s0, s1}, data, nbytes};
+    b->mem[i] = data;
+}
+
+static uint16_t *to_bf16(const float *w, size_t n)
+{
+    uint16_t *h = malloc(n * 2);
+    for (size_t i = 0; i < n; i++) h[i] = bn_fp32_to_bf16(w[i]);
+    return h;
+}
+
+static void make_model(const char *dir, const model_opts *mo)
+{
+    mkdir(dir, 0755);
+    char p[600], cfg[2048];
+    snprintf(cfg, sizeof cfg,
+             "{\"_name_or_path\":\"synthetic/model\",\"architectures\":[\"%s\"],\"model_type\":\"bitnet\",\"hidden_size\":%d,\"intermediate_size\":%d,"
+             "\"num_hidden_layers\":%d,\"num_attention_heads\":%d,\"num_key_value_heads\":%d,\"vocab_size\":%d,"
+             "\"max_position_embeddings\":128,\"rms_norm_eps\":1e-05,\"rope_theta\":500000.0,\"hidden_act\":\"%s\","
+             "\"tie_word_embeddings\":true,\"bos_token_id\":260,\"eos_token_id\":261%s}",
+             mo->arch ? mo->arch : "BitNetForCausalLM", mo->hidden_in_config ? mo->hidden_in_config : D, FF, NL, NH, NKV,
+             NV, mo->llama_names || (mo->arch && !strcmp(mo->arch, "BitnetForCausalLM")) ? "silu" : "relu2",
+             mo->config_extra ? mo->config_extra : "");
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    assert_true(write_text(p, cfg));
+    if (!mo->no_tokenizer) write_tokenizer(dir);
+
+    tbuf b = {.n = 0};
+    rng = 7;
+    float *emb = malloc((size_t)NV * D * sizeof(float));
+    for (int i = 0; i < NV * D; i++) emb[i] = frand();
+    add_entry(&b, "model.embed_tokens.weight", "BF16", 2, NV, D, to_bf16(emb, (size_t)NV * D), (size_t)NV * D * 2);
+    free(emb);
+    lin L[NL * 7];
+    int nl = linears(mo, L);
+    for (int k = 0; k < nl; k++) {
+        float *w = lin_weights(k, L[k].rows, L[k].cols);
+        size_t n = (size_t)L[k].rows * L[k].cols;
+        if (!mo->packed) {
+            add_entry(&b, L[k].name, "BF16", 2, L[k].rows, L[k].cols, to_bf16(w, n), n * 2);
+        } else {
+            int8_t *t = malloc(n);
+            float s = bn_ternarize_absmean(w, (int64_t)n, t);
+            int R = L[k].rows / 4;
+            uint8_t *pk = calloc((size_t)R * L[k].cols, 1);
+            for (int row = 0; row < L[k].rows; row++)
+                for (int c = 0; c < L[k].cols; c++)
+                    pk[(size_t)(row % R) * L[k].cols + c] |= (uint8_t)((t[(size_t)row * L[k].cols + c] + 1) << (2 * (row / R)));
+            add_entry(&b, L[k].name, "U8", 2, R, L[k].cols, pk, (size_t)R * L[k].cols);
+            float *ws = malloc(4);
+            *ws = 1.0f / s;
+            char sn[160];
+            snprintf(sn, sizeof sn, "%s_scale", L[k].name);
+            add_entry(&b, sn, "F32", 1, 1, 0, ws, 4);
+            free(t);
+        }
+        free(w);
+    }
+    for (int i = 0; i < NL; i++) {
+        const char *norms[4] = {"input_layernorm", "post_attention_layernorm", "self_attn.attn_sub_norm", "mlp.ffn_sub_norm"};
+        for (int k = 0; k < (mo->llama_names ? 2 : 4); k++) {
+            int n = k == 3 ? FF : D;
+            float *v = malloc((size_t)n * 4);
+            for (int j = 0; j < n; j++) v[j] = 1.0f + 0.1f * frand();
+            char name[128];
+            const char *nm = norms[k];
+            if (mo->arch && !strcmp(mo->arch, "BitnetForCausalLM") && k == 2) nm = "self_attn.inner_attn_ln";
+            if (mo->arch && !strcmp(mo->arch, "BitnetForCausalLM") && k == 3) nm = "mlp.ffn_layernorm";
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", i, nm);
+            add_entry(&b, name, "F32", 1, n, 0, v, (size_t)n * 4);
+        }
+    }
+    float *on = malloc(D * 4);
+    for (int j = 0; j < D; j++) on[j] = 1.0f + 0.1f * frand();
+    add_entry(&b, "model.norm.weight", "F32", 1, D, 0, on, D * 4);
+    if (mo->extra_tensor) add_entry(&b, "model.layers.0.mystery.weight", "F32", 1, 4, 0, calloc(4, 4), 16);
+
+    if (mo->shards == 2) {
+        int half = b.n / 2;
+        snprintf(p, sizeof p, "%s/model-00001-of-00002.safetensors", dir);
+        assert_true(st_write(p, b.e, half));
+        snprintf(p, sizeof p, "%s/model-00002-of-00002.safetensors", dir);
+        assert_true(st_write(p, b.e + half, b.n - half));
+        size_t cap = 16384, o = 0;
+        char *idx = malloc(cap);
+        o += (size_t)snprintf(idx + o, cap - o, "{\"metadata\":{},\"weight_map\":{");
+        for (int i = 0; i < b.n; i++)
+            o += (size_t)snprintf(idx + o, cap - o, "%s\"%s\":\"model-0000%d-of-00002.safetensors\"", i ? "," : "",
+                                  b.e[i].name, i < half ? 1 : 2);
+        snprintf(idx + o, cap - o, "}}");
+        snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
+        assert_true(write_text(p, idx));
+        free(idx);
+    } else {
+        snprintf(p, sizeof p, "%s/model.safetensors", dir);
+        assert_true(st_write(p, b.e, b.n));
+    }
+    for (int i = 0; i < b.n; i++) free(b.mem[i]);
+}
+
+static bn_status convert(const char *dir, uint32_t wt, uint32_t et, const char *out)
+{
+    bn_convert_opts o;
+    bn_convert_opts_default(&o);
+    o.weight_type = wt;
+    o.embed_type = et;
+    return bn_hf_convert_file(dir, &o, out);
+}
+
+/* Ternary codes and the first scale of a GGUF tensor. */
+static int8_t *codes_of(const bn_gguf *g, const char *name, float *scale0)
+{
+    const bn_gguf_tensor *t = bn_gguf_find_tensor(g, name);
+    assert_non_null(t);
+    int8_t *c = malloc((size_t)t->n_elem);
+    float *s = malloc((size_t)(t->n_elem / 256 + 1) * sizeof(float));
+    assert_int_equal(bn_ternary_decode(t->type, t->data, t->n_elem, c, s), BN_OK);
+    if (scale0) *scale0 = s[0];
+    free(s);
+    return c;
+}
+
+static const char *gguf_name(const char *hf, char *buf)
+{
+    int layer;
+    char rest[64];
+    sscanf(hf, "model.layers.%d.%63s", &layer, rest);
+    static const char *map[][2] = {{"self_attn.q_proj.weight", "attn_q"},  {"self_attn.k_proj.weight", "attn_k"},
+                                   {"self_attn.v_proj.weight", "attn_v"},  {"self_attn.o_proj.weight", "attn_output"},
+                                   {"mlp.gate_proj.weight", "ffn_gate"},   {"mlp.up_proj.weight", "ffn_up"},
+                                   {"mlp.down_proj.weight", "ffn_down"}};
+    for (int k = 0; k < 7; k++)
+        if (!strcmp(rest, map[k][0])) sprintf(buf, "blk.%d.%s.weight", layer, map[k][1]);
+    return buf;
+}
+
+/* ---- tests ------------------------------------------------------------------------------------ */
+
+static void test_convert_every_type(void **state)
+{
+    (void)state;
+    model_opts mo = {0};
+    const char *dir = P("m");
+    make_model(dir, &mo);
+    const uint32_t types[3] = {BN_TYPE_I2_S, BN_TYPE_TQ1_0, BN_TYPE_TQ2_0};
+    const char *outs[3] = {P("i2s.gguf"), P("tq1.gguf"), P("tq2.gguf")};
+    bn_gguf *g[3];
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(convert(dir, types[k], BN_CONVERT_TYPE_AUTO, outs[k]), BN_OK);
+        assert_int_equal(bn_gguf_open(outs[k], &g[k]), BN_OK);
+    }
+    /* keys, as Microsoft's file has them */
+    bn_gguf_str s;
+    assert_int_equal(bn_gguf_get_str(g[0], "general.architecture", &s), BN_OK);
+    assert_true(s.len == 12 && !memcmp(s.ptr, "bitnet-b1.58", 12));
+    uint32_t u;
+    assert_int_equal(bn_gguf_get_u32(g[0], "bitnet-b1.58.vocab_size", &u), BN_OK);
+    assert_int_equal(u, NV);
+    assert_int_equal(bn_gguf_get_u32(g[0], "bitnet-b1.58.attention.head_count_kv", &u), BN_OK);
+    assert_int_equal(u, NKV);
+    assert_int_equal(bn_gguf_get_u32(g[0], "bitnet-b1.58.rope.dimension_count", &u), BN_OK);
+    assert_int_equal(u, D / NH);
+    assert_int_equal(bn_gguf_get_u32(g[0], "general.file_type", &u), BN_OK);
+    assert_int_equal(u, 40);
+    assert_int_equal(bn_gguf_get_u32(g[1], "general.file_type", &u), BN_OK);
+    assert_int_equal(u, 36);
+    assert_int_equal(bn_gguf_get_u32(g[2], "general.file_type", &u), BN_OK);
+    assert_int_equal(u, 37);
+    float f;
+    assert_int_equal(bn_gguf_get_f32(g[0], "bitnet-b1.58.rope.freq_base", &f), BN_OK);
+    assert_true(f == 500000.0f);
+    assert_int_equal(bn_gguf_get_u32(g[0], "tokenizer.ggml.bos_token_id", &u), BN_OK);
+    assert_int_equal(u, 260);
+    assert_int_equal(bn_gguf_get_u32(g[0], "tokenizer.ggml.eos_token_id", &u), BN_OK);
+    assert_int_equal(u, 261);
+    bool bv;
+    assert_int_equal(bn_gguf_get_bool(g[0], "tokenizer.ggml.add_bos_token", &bv), BN_OK);
+    assert_true(bv);
+    assert_int_equal(bn_gguf_get_str(g[0], "tokenizer.ggml.pre", &s), BN_OK);
+    assert_true(s.len == 4 && !memcmp(s.ptr, "gpt2", 4));
+    assert_int_equal(bn_gguf_get_str(g[0], "tokenizer.chat_template", &s), BN_OK);
+    assert_true(s.len > 10 && !memcmp(s.ptr, "{% for m", 8));
+    const bn_gguf_value *tok = bn_gguf_get(g[0], "tokenizer.ggml.tokens");
+    assert_non_null(tok);
+    assert_int_equal(tok->v.arr.n, NV);
+    assert_int_equal(bn_gguf_arr_str(tok, 256, &s), BN_OK);
+    assert_true(s.len == 3 && !memcmp(s.ptr, "\xc4\xa0t", 3));
+    assert_int_equal(bn_gguf_arr_str(tok, 262, &s), BN_OK);
+    assert_true(s.len == 8 && !memcmp(s.ptr, "[PAD262]", 8));
+    const bn_gguf_value *types_v = bn_gguf_get(g[0], "tokenizer.ggml.token_type");
+    int32_t tt[NV];
+    memcpy(tt, bn_gguf_arr_data(types_v), sizeof tt);
+    assert_int_equal(tt[0], 1);
+    assert_int_equal(tt[260], 3);
+    assert_int_equal(tt[263], 5);
+    const bn_gguf_value *merges = bn_gguf_get(g[0], "tokenizer.ggml.merges");
+    assert_int_equal(merges->v.arr.n, 4);
+    assert_int_equal(bn_gguf_arr_str(merges, 1, &s), BN_OK);
+    assert_true(s.len == 3 && !memcmp(s.ptr, "h e", 3));
+
+    /* tensors: names, types, shapes */
+    assert_int_equal(bn_gguf_n_tensors(g[0]), 2 + NL * 11);
+    const bn_gguf_tensor *t = bn_gguf_find_tensor(g[0], "token_embd.weight");
+    assert_int_equal(t->type, BN_TYPE_F16);
+    assert_true(t->ne[0] == D && t->ne[1] == NV);
+    assert_null(bn_gguf_find_tensor(g[0], "output.weight"));
+    t = bn_gguf_find_tensor(g[0], "blk.1.ffn_sub_norm.weight");
+    assert_true(t && t->type == BN_TYPE_F32 && t->ne[0] == FF);
+    t = bn_gguf_find_tensor(g[0], "blk.1.attn_k.weight");
+    assert_true(t && t->type == BN_TYPE_I2_S && t->ne[0] == D && t->ne[1] == DKV);
+    t = bn_gguf_find_tensor(g[2], "blk.0.ffn_down.weight");
+    assert_true(t && t->type == BN_TYPE_TQ2_0 && t->ne[0] == FF && t->ne[1] == D);
+
+    /* every linear: the three files hold the same ternary values, which are absmean's */
+    lin L[NL * 7];
+    int nl = linears(&mo, L);
+    for (int k = 0; k < nl; k++) {
+        char name[96];
+        gguf_name(L[k].name, name);
+        float *w = lin_weights(k, L[k].rows, L[k].cols);
+        size_t n = (size_t)L[k].rows * L[k].cols;
+        int8_t *want = malloc(n);
+        float scale = bn_ternarize_absmean(w, (int64_t)n, want);
+        for (int fi = 0; fi < 3; fi++) {
+            float s0;
+            int8_t *c = codes_of(g[fi], name, &s0);
+            assert_memory_equal(c, want, n);
+            if (fi == 0) assert_true(s0 == 1.0f / (1.0f / scale));
+            else assert_true(s0 == bn_fp16_to_fp32(bn_fp32_to_fp16(scale)));
+            free(c);
+        }
+        free(want);
+        free(w);
+    }
+    for (int k = 0; k < 3; k++) bn_gguf_free(g[k]);
+}
+
+static void test_packed_and_sharded(void **state)
+{
+    (void)state;
+    model_opts f = {0}, pk = {.packed = true}, sh = {.shards = 2}, shp = {.packed = true, .shards = 2};
+    make_model(P("float"), &f);
+    make_model(P("packed"), &pk);
+    make_model(P("sharded"), &sh);
+    make_model(P("shpacked"), &shp);
+    assert_int_equal(convert(P("float"), BN_TYPE_I2_S, BN_TYPE_F16, P("f.gguf")), BN_OK);
+    assert_int_equal(convert(P("packed"), BN_TYPE_I2_S, BN_TYPE_F16, P("p.gguf")), BN_OK);
+    assert_int_equal(convert(P("sharded"), BN_TYPE_I2_S, BN_TYPE_F16, P("s.gguf")), BN_OK);
+    assert_int_equal(convert(P("shpacked"), BN_TYPE_I2_S, BN_TYPE_F16, P("sp.gguf")), BN_OK);
+    bn_gguf *gf, *gp, *gs, *gsp;
+    assert_int_equal(bn_gguf_open(P("f.gguf"), &gf), BN_OK);
+    assert_int_equal(bn_gguf_open(P("p.gguf"), &gp), BN_OK);
+    assert_int_equal(bn_gguf_open(P("s.gguf"), &gs), BN_OK);
+    assert_int_equal(bn_gguf_open(P("sp.gguf"), &gsp), BN_OK);
+    /* sharding changes nothing: byte-identical files */
+    assert_int_equal(bn_gguf_file_size(gf), bn_gguf_file_size(gs));
+    assert_memory_equal(bn_gguf_file_data(gf), bn_gguf_file_data(gs), bn_gguf_file_size(gf));
+    assert_int_equal(bn_gguf_file_size(gp), bn_gguf_file_size(gsp));
+    assert_memory_equal(bn_gguf_file_data(gp), bn_gguf_file_data(gsp), bn_gguf_file_size(gp));
+    /* packed weights (weight = code / weight_scale) give the master weights' ternary values and scale */
+    for (int64_t i = 0; i < bn_gguf_n_tensors(gf); i++) {
+        const bn_gguf_tensor *a = bn_gguf_tensor_at(gf, i);
+        char name[96];
+        snprintf(name, sizeof name, "%.*s", (int)a->name.len, a->name.ptr);
+        const bn_gguf_tensor *b = bn_gguf_find_tensor(gp, name);
+        assert_non_null(b);
+        assert_int_equal(a->type, b->type);
+        if (a->type != BN_TYPE_I2_S) {
+            assert_memory_equal(a->data, b->data, a->nbytes);
+            continue;
+        }
+        assert_memory_equal(a->data, b->data, (size_t)a->n_elem / 4);
+        float sa = bn_i2s_scale(a->data, a->n_elem), sb = bn_i2s_scale(b->data, b->n_elem);
+        assert_true(fabsf(sa - sb) <= 1e-6f * sa);
+    }
+    bn_gguf_free(gf);
+    bn_gguf_free(gp);
+    bn_gguf_free(gs);
+    bn_gguf_free(gsp);
+}
+
+static void test_embed_types(void **state)
+{
+    (void)state;
+    model_opts mo = {0};
+    make_model(P("m"), &mo);
+    const uint32_t et[3] = {BN_TYPE_BF16, BN_TYPE_Q8_0, BN_TYPE_F32};
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(convert(P("m"), BN_TYPE_I2_S, et[k], P("e.gguf")), BN_OK);
+        bn_gguf *g;
+        assert_int_equal(bn_gguf_open(P("e.gguf"), &g), BN_OK);
+        const bn_gguf_tensor *t = bn_gguf_find_tensor(g, "token_embd.weight");
+        assert_int_equal(t->type, et[k]);
+        float row[D];
+        assert_int_equal(bn_dequantize_row(t->type, t->data, D, 5, 0, row), BN_OK);
+        rng = 7;
+        for (int i = 0; i < 5 * D; i++) frand();
+        for (int i = 0; i < D; i++) {
+            float want = bn_bf16_to_fp32(bn_fp32_to_bf16(frand()));
+            assert_true(fabsf(row[i] - want) <= (et[k] == BN_TYPE_Q8_0 ? 1.0f / 127 : 0.0f));
+        }
+        bn_gguf_free(g);
+    }
+}
+
+static void test_llama_and_bitnet_archs(void **state)
+{
+    (void)state;
+    model_opts llama = {.arch = "LlamaForCausalLM", .llama_names = true,
+                        .config_extra = ",\"quantization_config\":{\"quant_method\":\"bitnet\"}"};
+    model_opts onebit = {.arch = "BitnetForCausalLM"};
+    make_model(P("llama"), &llama);
+    make_model(P("onebit"), &onebit);
+    assert_int_equal(convert(P("llama"), BN_TYPE_I2_S, BN_TYPE_F16, P("l.gguf")), BN_OK);
+    assert_int_equal(convert(P("onebit"), BN_TYPE_I2_S, BN_TYPE_F16, P("o.gguf")), BN_OK);
+    bn_gguf *g;
+    assert_int_equal(bn_gguf_open(P("o.gguf"), &g), BN_OK);
+    bn_gguf_str s;
+    assert_int_equal(bn_gguf_get_str(g, "general.architecture", &s), BN_OK);
+    assert_true(s.len == 6 && !memcmp(s.ptr, "bitnet", 6));
+    assert_non_null(bn_gguf_find_tensor(g, "blk.0.attn_sub_norm.weight"));
+    assert_non_null(bn_gguf_find_tensor(g, "blk.1.ffn_sub_norm.weight"));
+    bn_gguf_free(g);
+
+    assert_int_equal(bn_gguf_open(P("l.gguf"), &g), BN_OK);
+    assert_int_equal(bn_gguf_get_str(g, "general.architecture", &s), BN_OK);
+    assert_true(s.len == 5 && !memcmp(s.ptr, "llama", 5));
+    assert_null(bn_gguf_find_tensor(g, "blk.0.attn_sub_norm.weight"));
+    /* Q and K rows are permuted within each head (llama rope on adjacent pairs); V is not */
+    lin L[NL * 7];
+    linears(&llama, L);
+    const int heads[3] = {NH, NKV, 0};
+    for (int k = 0; k < 3; k++) {
+        float *w = lin_weights(k, L[k].rows, L[k].cols);
+        size_t n = (size_t)L[k].rows * L[k].cols;
+        int8_t *t = malloc(n);
+        bn_ternarize_absmean(w, (int64_t)n, t);
+        char name[96];
+        int8_t *c = codes_of(g, gguf_name(L[k].name, name), NULL);
+        int hd = D / NH, K = L[k].cols;
+        for (int r = 0; r < L[k].rows; r++) {
+            int src = r;
+            if (heads[k]) {
+                int h = r / hd, i = (r % hd) / 2, j = r % 2;
+                src = h * hd + j * (hd / 2) + i;
+            }
+            assert_memory_equal(c + (size_t)r * K, t + (size_t)src * K, (size_t)K);
+        }
+        free(c);
+        free(t);
+        free(w);
+    }
+    bn_gguf_free(g);
+}
+
+static bool count_progress(void *user, uint64_t done, uint64_t total)
+{
+    int *calls = user;
+    assert_true(done <= total);
+    return ++*calls < 3;
+}
+
+static void test_bad_inputs(void **state)
+{
+    (void)state;
+    model_opts none = {.no_tokenizer = true};
+    make_model(P("notok"), &none);
+    expect_error(convert(P("notok"), BN_TYPE_I2_S, BN_TYPE_F16, P("x.gguf")), BN_ERR_NOT_FOUND, "tokenizer.json is missing");
+
+    model_opts wrong = {.hidden_in_config = 128};
+    make_model(P("wrong"), &wrong);
+    expect_error(convert(P("wrong"), BN_TYPE_I2_S, BN_TYPE_F16, P("x.gguf")), BN_ERR_FORMAT,
+                 "'model.embed_tokens.weight' has shape [264, 256], but config.json implies [264, 128]");
+
+    model_opts extra = {.extra_tensor = true};
+    make_model(P("extra"), &extra);
+    expect_error(convert(P("extra"), BN_TYPE_I2_S, BN_TYPE_F16, P("x.gguf")), BN_ERR_FORMAT,
+                 "'model.layers.0.mystery.weight', which a bitnet-b1.58 model with 2 layers does not use");
+
+    model_opts arch = {.arch = "GPT2LMHeadModel"};
+    make_model(P("arch"), &arch);
+    expect_error(convert(P("arch"), BN_TYPE_I2_S, BN_TYPE_F16, P("x.gguf")), BN_ERR_UNSUPPORTED, "GPT2LMHeadModel");
+
+    model_opts llama = {.arch = "LlamaForCausalLM", .llama_names = true};
+    make_model(P("plain"), &llama);
+    expect_error(convert(P("plain"), BN_TYPE_I2_S, BN_TYPE_F16, P("x.gguf")), BN_ERR_UNSUPPORTED,
+                 "without a BitNet quantization_config");
+
+    model_opts ok = {0};
+    make_model(P("ok"), &ok);
+    /* a truncated weights file */
+    const char *st_path = P("ok/model.safetensors");
+    struct stat sb;
+    assert_int_equal(stat(st_path, &sb), 0);
+    assert_int_equal(truncate(st_path, sb.st_size - 100), 0);
+    expect_error(convert(P("ok"), BN_TYPE_I2_S, BN_TYPE_F16, P("x.gguf")), BN_ERR_FORMAT, "truncated");
+    /* header length beyond the file */
+    assert_int_equal(truncate(st_path, 1000), 0);
+    expect_error(convert(P("ok"), BN_TYPE_I2_S, BN_TYPE_F16, P("x.gguf")), BN_ERR_FORMAT, "runs past the end of the file");
+    unlink(st_path);
+    expect_error(convert(P("ok"), BN_TYPE_I2_S, BN_TYPE_F16, P("x.gguf")), BN_ERR_NOT_FOUND, "no model.safetensors");
+
+    /* a bad config value */
+    model_opts hd = {.config_extra = ",\"head_dim\":32"};
+    make_model(P("hd"), &hd);
+    expect_error(convert(P("hd"), BN_TYPE_I2_S, BN_TYPE_F16, P("x.gguf")), BN_ERR_UNSUPPORTED,
+                 "head_dim 32 differs from hidden_size / num_attention_heads (64)");
+    model_opts rs = {.config_extra = ",\"rope_scaling\":{\"type\":\"linear\"}"};
+    make_model(P("rs"), &rs);
+    expect_error(convert(P("rs"), BN_TYPE_I2_S, BN_TYPE_F16, P("x.gguf")), BN_ERR_UNSUPPORTED, "rope_scaling");
+
+    /* types */
+    model_opts good = {0};
+    make_model(P("good"), &good);
+    expect_error(convert(P("good"), BN_TYPE_F16, BN_TYPE_F16, P("x.gguf")), BN_ERR_INVALID_ARG, "not ternary");
+    expect_error(convert(P("good"), BN_TYPE_I2_S, BN_TYPE_Q4_0, P("x.gguf")), BN_ERR_INVALID_ARG, "embedding type Q4_0");
+
+    /* cancelling leaves no file */
+    bn_convert_opts o;
+    bn_convert_opts_default(&o);
+    int calls = 0;
+    o.progress = count_progress;
+    o.user = &calls;
+    expect_error(bn_hf_convert_file(P("good"), &o, P("c.gguf")), BN_ERR_CANCELLED, "cancelled");
+    assert_int_equal(calls, 3);
+    assert_int_not_equal(stat(P("c.gguf"), &sb), 0);
+    assert_int_not_equal(stat(P("x.gguf"), &sb), 0);
+}
+
+static void test_packed_bad(void **state)
+{
+    (void)state;
+    model_opts pk = {.packed = true};
+    make_model(P("p"), &pk);
+    /* the code 3 in a packed byte: rewrite the first weight byte of q_proj */
+    bn_safetensors *unused = NULL;
+    (void)unused;
+    const char *path = P("p/model.safetensors");
+    FILE *f = fopen(path, "r+b");
+    uint8_t len8[8];
+    assert_int_equal(fread(len8, 1, 8, f), 8);
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl << 8 | len8[i];
+    char *h = malloc(hl + 1);
+    assert_int_equal(fread(h, 1, hl, f), hl);
+    h[hl] = 0;
+    char *q = strstr(h, "\"model.layers.0.self_attn.q_proj.weight\"");
+    assert_non_null(q);
+    long begin = strtol(strstr(q, "data_offsets\":[") + 15, NULL, 10);
+    fseek(f, (long)(8 + hl) + begin, SEEK_SET);
+    uint8_t bad = 0xFF;
+    fwrite(&bad, 1, 1, f);
+    fclose(f);
+    free(h);
+    expect_error(convert(P("p"), BN_TYPE_I2_S, BN_TYPE_F16, P("x.gguf")), BN_ERR_FORMAT, "invalid code 3");
+    /* a missing weight_scale */
+    model_opts pk2 = {.packed = true};
+    make_model(P("p2"), &pk2);
+    bn_safetensors *st;
+    assert_int_equal(bn_st_open(P("p2/model.safetensors"), &st), BN_OK);
+    st_entry e[128];
+    int n = 0;
+    for (int64_t i = 0; i < bn_st_n_tensors(st); i++) {
+        const bn_st_tensor *t = bn_st_tensor_at(st, i);
+        if (!strcmp(t->name, "model.layers.1.mlp.up_proj.weight_scale")) continue;
+        e[n++] = (st_entry){t->name, bn_st_dtype_name(t->dtype), t->n_dims, {t->shape[0], t->shape[1]}, t->data, t->nbytes};
+    }
+    assert_true(st_write(P("p2/new.safetensors"), e, n));
+    bn_st_free(st);
+    rename(P("p2/new.safetensors"), P("p2/model.safetensors"));
+    expect_error(convert(P("p2"), BN_TYPE_I2_S, BN_TYPE_F16, P("x.gguf")), BN_ERR_FORMAT,
+                 "'model.layers.1.mlp.up_proj.weight' is packed (U8) but 'model.layers.1.mlp.up_proj.weight_scale' is missing");
+}
+
+/* bitnet_model_load(DIR) is the same conversion in memory: logits identical to the I2_S file. */
+static void test_direct_load_and_requant(void **state)
+{
+    (void)state;
+    model_opts mo = {0};
+    make_model(P("m"), &mo);
+    bitnet_convert_params cp;
+    bitnet_convert_params_default(&cp);
+    assert_int_equal(bitnet_convert(P("m"), P("i2s.gguf"), &cp), BITNET_OK);
+    bitnet_model *hf, *file;
+    assert_int_equal(bitnet_model_load(P("m"), NULL, &hf), BITNET_OK);
+    assert_int_equal(bitnet_model_load(P("i2s.gguf"), NULL, &file), BITNET_OK);
+    bitnet_model_info ia, ib;
+    assert_int_equal(bitnet_model_info_get(hf, &ia), BITNET_OK);
+    assert_int_equal(bitnet_model_info_get(file, &ib), BITNET_OK);
+    assert_string_equal(ia.arch, "bitnet-b1.58");
+    assert_int_equal(ia.weight_type, BN_TYPE_I2_S);
+    assert_int_equal(ia.n_vocab, NV);
+    bitnet_token toks[6] = {260, 72, 101, 256, 258, 33};
+    bitnet_context_params pp;
+    bitnet_context_params_default(&pp);
+    pp.n_ctx = 32;
+    pp.n_threads = 1;
+    bitnet_context *ca, *cb;
+    assert_int_equal(bitnet_context_init(hf, &pp, &ca), BITNET_OK);
+    assert_int_equal(bitnet_context_init(file, &pp, &cb), BITNET_OK);
+    assert_int_equal(bitnet_eval(ca, toks, 6, true), BITNET_OK);
+    assert_int_equal(bitnet_eval(cb, toks, 6, true), BITNET_OK);
+    for (int i = 0; i < 6; i++) assert_memory_equal(bitnet_get_logits(ca, i), bitnet_get_logits(cb, i), NV * sizeof(float));
+    bitnet_context_free(ca);
+    bitnet_context_free(cb);
+    bitnet_model_free(hf);
+
+    /* GGUF -> GGUF: TQ2_0 and back keeps the ternary values; the embeddings change type */
+    cp.weight_type = BN_TYPE_TQ2_0;
+    cp.embed_type = BN_TYPE_Q8_0;
+    assert_int_equal(bitnet_convert(P("i2s.gguf"), P("tq2.gguf"), &cp), BITNET_OK);
+    cp.weight_type = BN_TYPE_I2_S;
+    cp.embed_type = BITNET_TYPE_AUTO;
+    assert_int_equal(bitnet_convert(P("tq2.gguf"), P("back.gguf"), &cp), BITNET_OK);
+    bn_gguf *a, *b, *c;
+    assert_int_equal(bn_gguf_open(P("i2s.gguf"), &a), BN_OK);
+    assert_int_equal(bn_gguf_open(P("tq2.gguf"), &b), BN_OK);
+    assert_int_equal(bn_gguf_open(P("back.gguf"), &c), BN_OK);
+    assert_int_equal(bn_gguf_n_kv(a), bn_gguf_n_kv(b));
+    uint32_t ft;
+    assert_int_equal(bn_gguf_get_u32(b, "general.file_type", &ft), BN_OK);
+    assert_int_equal(ft, 37);
+    assert_int_equal(bn_gguf_get_u32(c, "general.file_type", &ft), BN_OK);
+    assert_int_equal(ft, 40);
+    assert_int_equal(bn_gguf_find_tensor(b, "token_embd.weight")->type, BN_TYPE_Q8_0);
+    assert_int_equal(bn_gguf_find_tensor(c, "token_embd.weight")->type, BN_TYPE_Q8_0);
+    for (int64_t i = 0; i < bn_gguf_n_tensors(a); i++) {
+        const bn_gguf_tensor *t = bn_gguf_tensor_at(a, i);
+        if (t->type != BN_TYPE_I2_S) continue;
+        char name[96];
+        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+        assert_int_equal(bn_gguf_find_tensor(b, name)->type, BN_TYPE_TQ2_0);
+        float s1, s2, s3;
+        int8_t *x = codes_of(a, name, &s1), *y = codes_of(b, name, &s2), *z = codes_of(c, name, &s3);
+        assert_memory_equal(x, y, (size_t)t->n_elem);
+        assert_memory_equal(x, z, (size_t)t->n_elem);
+        assert_true(s2 == bn_fp16_to_fp32(bn_fp32_to_fp16(s1)) && s3 == s2);
+        free(x);
+        free(y);
+        free(z);
+    }
+    bn_gguf_free(a);
+    bn_gguf_free(b);
+    bn_gguf_free(c);
+    /* a TQ file evaluates to nearly the same logits */
+    bitnet_model *tq;
+    assert_int_equal(bitnet_model_load(P("tq2.gguf"), NULL, &tq), BITNET_OK);
+    assert_int_equal(bitnet_context_init(tq, &pp, &ca), BITNET_OK);
+    assert_int_equal(bitnet_context_init(file, &pp, &cb), BITNET_OK);
+    assert_int_equal(bitnet_eval(ca, toks, 6, false), BITNET_OK);
+    assert_int_equal(bitnet_eval(cb, toks, 6, false), BITNET_OK);
+    const float *la = bitnet_get_logits(ca, -1), *lb = bitnet_get_logits(cb, -1);
+    double dot = 0, na = 0, nb = 0;
+    for (int i = 0; i < NV; i++) {
+        dot += (double)la[i] * lb[i];
+        na += (double)la[i] * la[i];
+        nb += (double)lb[i] * lb[i];
+    }
+    assert_true(dot / sqrt(na * nb) > 0.99);
+    bitnet_context_free(ca);
+    bitnet_context_free(cb);
+    bitnet_model_free(tq);
+    bitnet_model_free(file);
+
+    /* errors */
+    assert_int_equal(bitnet_convert(P("nothing.gguf"), P("x.gguf"), NULL), BITNET_ERR_IO);
+    cp.weight_type = BN_TYPE_F16;
+    assert_int_equal(bitnet_convert(P("i2s.gguf"), P("x.gguf"), &cp), BITNET_ERR_INVALID_ARG);
+    bitnet_model *m;
+    model_opts none = {.no_tokenizer = true};
+    make_model(P("nt"), &none);
+    assert_int_equal(bitnet_model_load(P("nt"), NULL, &m), BITNET_ERR_NOT_FOUND);
+    assert_non_null(strstr(bitnet_last_error(), "tokenizer.json is missing"));
+    assert_null(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_convert_every_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_packed_and_sharded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_embed_types, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_llama_and_bitnet_archs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_inputs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_packed_bad, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_load_and_requant, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
