@@ -66,13 +66,60 @@ int32_t bn_tok_map_find(const bn_tokenizer *t, const char *key, size_t len)
     }
 }
 
-/* Inserts id under its key unless the key is present (the lowest id wins). */
-static void map_insert(bn_tokenizer *t, int32_t id)
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
+/* A lookup split in stages so a batch of them can overlap their cache misses. */
+typedef struct probe {
+    const char *key;
+    size_t len;
+    uint64_t h;
+} probe;
+
+#define MERGE_BATCH 16
+
+static void probe_start(const bn_tokenizer *t, probe *p, const char *key, size_t len)
+{
+    p->key = key;
+    p->len = len;
+    p->h = bn_tok_hash(key, len);
+    PREFETCH(&t->map[(uint32_t)p->h & t->map_mask]);
+}
+
+/* Prefetches the key bytes of the first slot whose hash matches. */
+static void probe_candidate(const bn_tokenizer *t, const probe *p)
+{
+    uint32_t h32 = (uint32_t)(p->h >> 32);
+    for (uint32_t i = (uint32_t)p->h & t->map_mask;; i = (i + 1) & t->map_mask) {
+        const bn_map_slot *s = &t->map[i];
+        if (s->id < 0) return;
+        if (s->hash == h32 && s->len == p->len) {
+            PREFETCH(map_arena(t) + s->off);
+            return;
+        }
+    }
+}
+
+static int32_t probe_finish(const bn_tokenizer *t, const probe *p)
+{
+    uint32_t h32 = (uint32_t)(p->h >> 32);
+    const char *arena = map_arena(t);
+    for (uint32_t i = (uint32_t)p->h & t->map_mask;; i = (i + 1) & t->map_mask) {
+        const bn_map_slot *s = &t->map[i];
+        if (s->id < 0) return -1;
+        if (s->hash == h32 && s->len == p->len && memcmp(arena + s->off, p->key, p->len) == 0) return s->id;
+    }
+}
+
+/* Inserts id (whose key hashes to h) unless the key is present (the lowest id wins). */
+static void map_insert(bn_tokenizer *t, int32_t id, uint64_t h)
 {
     size_t len;
     const char *key = map_key(t, id, &len);
     const char *arena = map_arena(t);
-    uint64_t h = bn_tok_hash(key, len);
     uint32_t h32 = (uint32_t)(h >> 32);
     for (uint32_t i = (uint32_t)h & t->map_mask;; i = (i + 1) & t->map_mask) {
         bn_map_slot *s = &t->map[i];
@@ -391,15 +438,25 @@ static bn_status build_maps(bn_tokenizer *t)
     if (!t->map) return BN_ERR_NOMEM;
     for (uint32_t i = 0; i < cap; i++) t->map[i].id = -1;
     t->map_mask = cap - 1;
-    uint32_t n_special = 0;
+    /* hashes first, then inserts that prefetch the slot a few tokens ahead */
+    uint64_t *hashes = bn_malloc((size_t)n * sizeof *hashes);
+    if (!hashes) return BN_ERR_NOMEM;
     for (int32_t i = 0; i < n; i++) {
         size_t klen;
+        const char *k = map_key(t, i, &klen);
+        hashes[i] = bn_tok_hash(k, klen);
+    }
+    uint32_t n_special = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (i + 16 < n) PREFETCH(&t->map[(uint32_t)hashes[i + 16] & t->map_mask]);
+        size_t klen;
         map_key(t, i, &klen);
-        if (in_encoder(t->types[i]) && klen) map_insert(t, i);
+        if (in_encoder(t->types[i]) && klen) map_insert(t, i, hashes[i]);
         size_t tl;
         bn_tok_text(t, i, &tl);
         if (is_special_type(t->types[i]) && tl) n_special++;
     }
+    bn_free(hashes);
 
     for (int b = 0; b < 256; b++) t->byte_tok[b] = -1;
     if (t->kind == BN_TOK_BPE) {
@@ -458,36 +515,61 @@ static bn_status build_merges(bn_tokenizer *t, const bn_tokenizer_desc *d)
 
     int16_t cp_byte[CP_TABLE];
     cp_to_byte_table(cp_byte);
+    /* Merges are resolved MERGE_BATCH at a time in stages, prefetching what the next stage
+     * touches: the three lookups per merge are random accesses into tables of megabytes, and
+     * overlapping them is what keeps loading 280k merges well under 100 ms. */
     char *buf = NULL;
     size_t buf_cap = 0;
-    for (size_t i = 0; i < d->n_merges; i++) {
-        const char *m = d->merges[i].ptr;
-        size_t len = d->merges[i].len;
-        const char *sp = len > 1 ? memchr(m + 1, ' ', len - 1) : NULL;
-        if (!m || !sp || sp + 1 == m + len) {
-            bn_free(buf);
-            return bn_error(BN_ERR_FORMAT, "merge %zu is not \"left right\"", i);
-        }
-        if (len > buf_cap) {
-            char *nb = bn_realloc(buf, len * 2);
-            if (!nb) {
+    for (size_t i0 = 0; i0 < d->n_merges; i0 += MERGE_BATCH) {
+        size_t nb = d->n_merges - i0 < MERGE_BATCH ? d->n_merges - i0 : MERGE_BATCH;
+        size_t need = 0;
+        for (size_t j = 0; j < nb; j++) need += d->merges[i0 + j].len;
+        if (need > buf_cap) {
+            char *nbuf = bn_realloc(buf, need * 2);
+            if (!nbuf) {
                 bn_free(buf);
                 return BN_ERR_NOMEM;
             }
-            buf = nb;
-            buf_cap = len * 2;
+            buf = nbuf;
+            buf_cap = need * 2;
         }
-        size_t la = bytelevel_decode(cp_byte, m, (size_t)(sp - m), buf);
-        size_t lb = bytelevel_decode(cp_byte, sp + 1, (size_t)(m + len - sp - 1), buf + la);
-        int32_t a = bn_tok_map_find(t, buf, la), b = bn_tok_map_find(t, buf + la, lb);
-        int32_t r = bn_tok_map_find(t, buf, la + lb);
-        /* a merge whose parts or result are not tokens can never apply to token symbols */
-        if (a < 0 || b < 0 || r < 0) continue;
-        if (i > INT32_MAX) break;
-        st = merge_add(t, &count, a, b, (int32_t)i, r);
-        if (st != BN_OK) {
-            bn_free(buf);
-            return st;
+        probe pr[MERGE_BATCH][3];
+        size_t o = 0;
+        for (size_t j = 0; j < nb; j++) {
+            size_t i = i0 + j;
+            const char *m = d->merges[i].ptr;
+            size_t len = d->merges[i].len;
+            const char *sp = (m && len > 1) ? memchr(m + 1, ' ', len - 1) : NULL;
+            if (!sp || sp + 1 == m + len) {
+                bn_free(buf);
+                return bn_error(BN_ERR_FORMAT, "merge %zu is not \"left right\"", i);
+            }
+            size_t la = bytelevel_decode(cp_byte, m, (size_t)(sp - m), buf + o);
+            size_t lb = bytelevel_decode(cp_byte, sp + 1, (size_t)(m + len - sp - 1), buf + o + la);
+            probe_start(t, &pr[j][0], buf + o, la);
+            probe_start(t, &pr[j][1], buf + o + la, lb);
+            probe_start(t, &pr[j][2], buf + o, la + lb);
+            o += la + lb;
+        }
+        for (size_t j = 0; j < nb; j++)
+            for (int k = 0; k < 3; k++) probe_candidate(t, &pr[j][k]);
+        int32_t ids[MERGE_BATCH][3];
+        for (size_t j = 0; j < nb; j++) {
+            for (int k = 0; k < 3; k++) ids[j][k] = probe_finish(t, &pr[j][k]);
+            if (ids[j][0] >= 0 && ids[j][1] >= 0) {
+                uint64_t key = ((uint64_t)(uint32_t)ids[j][0] << 32) | (uint32_t)ids[j][1];
+                PREFETCH(&t->merges[merge_slot(key, t->merge_mask)]);
+            }
+        }
+        for (size_t j = 0; j < nb; j++) {
+            int32_t a = ids[j][0], b = ids[j][1], r = ids[j][2];
+            /* a merge whose parts or result are not tokens can never apply to token symbols */
+            if (a < 0 || b < 0 || r < 0 || i0 + j > INT32_MAX) continue;
+            st = merge_add(t, &count, a, b, (int32_t)(i0 + j), r);
+            if (st != BN_OK) {
+                bn_free(buf);
+                return st;
+            }
         }
     }
     bn_free(buf);
