@@ -15,6 +15,7 @@ int cmd_chat(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_gen_model(int argc, char **argv);
 int cmd_download(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Shared helpers (cli_util.c). */
 /* Prints "bitnet: <what>: <bitnet_last_error()>" to stderr and returns 1. */

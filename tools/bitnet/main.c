@@ -20,6 +20,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "evaluate token ids and write their logits (cross-checking)"},
     {"gen-model", cmd_gen_model, "write a synthetic BitNet model (for tests and benchmarks)"},
     {"download", cmd_download, "download a model from Hugging Face, resumable and verified"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server (also installed as bitnet-server)"},
 };
 
 static void usage(FILE *f)
