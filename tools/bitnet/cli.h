@@ -15,6 +15,9 @@ int cmd_chat(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_gen_model(int argc, char **argv);
 int cmd_download(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
 /* Shared helpers (cli_util.c). */
@@ -29,6 +32,9 @@ char *cli_read_file(const char *path, size_t *len);
 bool cli_write_file_atomic(const char *path, const void *data, size_t len);
 /* Seconds on a monotonic clock. */
 double cli_now(void);
+/* The model a -m argument names: NULL = the bundled model; "hf:OWNER/NAME/FILE" = downloaded to
+ * the cache on first use.  Prints why and returns NULL on failure.  Static storage. */
+const char *cli_model_path(const char *ref);
 /* The bundled model (models/bitnet-kjv-tiny.gguf) next to the install prefix or the source tree;
  * NULL if not found.  Static storage. */
 const char *cli_default_model(void);

@@ -193,11 +193,7 @@ int cmd_bench(int argc, char **argv)
             return 2;
         }
     }
-    if (!model) model = cli_default_model();
-    if (!model) {
-        fprintf(stderr, "bitnet: no model given (-m) and the bundled model was not found\n");
-        return 2;
-    }
+    if (!(model = cli_model_path(model))) return 1;
     bitnet_system_info sys;
     bitnet_system_info_get(&sys);
     if (threads[0] == 0) threads[0] = sys.n_cores_physical;

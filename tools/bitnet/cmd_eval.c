@@ -90,11 +90,11 @@ int cmd_eval(int argc, char **argv)
             return 2;
         }
     }
-    if (!model) model = cli_default_model();
-    if (!model || !tokens) {
-        fprintf(stderr, "bitnet: eval needs --tokens and a model (-m)\n");
+    if (!tokens) {
+        fprintf(stderr, "bitnet: eval needs --tokens\n");
         return 2;
     }
+    if (!(model = cli_model_path(model))) return 1;
     if (!out_path && greedy < 0) {
         fprintf(stderr, "bitnet: eval needs --logits-out PATH or --greedy N\n");
         return 2;

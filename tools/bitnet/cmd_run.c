@@ -25,7 +25,8 @@ static void run_usage(FILE *f, const char *cmd)
     fprintf(f,
             "usage: bitnet %s [-m MODEL] %s[options]\n\n"
             "%s\n\n"
-            "  -m, --model PATH        GGUF model (default: the bundled models/bitnet-kjv-tiny.gguf)\n"
+            "  -m, --model PATH        GGUF model, or hf:OWNER/NAME/FILE to download it once\n"
+            "                          (default: the bundled models/bitnet-kjv-tiny.gguf)\n"
             "  -p, --prompt TEXT       prompt text%s\n"
             "  -f, --file PATH         read the prompt from a file ('-' = stdin)\n"
             "  -n, --n-predict N       tokens to generate (default 128%s)\n"
@@ -167,11 +168,7 @@ static int parse_run_opts(int argc, char **argv, run_opts *o)
         }
 #undef NEED_VALUE
     }
-    if (!o->model) o->model = cli_default_model();
-    if (!o->model) {
-        fprintf(stderr, "bitnet: no model given (-m) and the bundled model was not found\n");
-        return 2;
-    }
+    if (!(o->model = cli_model_path(o->model))) return 1;
     return 0;
 }
 
