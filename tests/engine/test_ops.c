@@ -1,0 +1,112 @@
+/* Graph ops: SIMD paths equal the scalar reference bit for bit, and each op matches its formula. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fp16.h"
+#include "kernels/kernels.h"
+#include "kernels/ops.h"
+
+static float frand(void) { return (float)rand() / (float)RAND_MAX * 2.0f - 1.0f; }
+
+static void test_attention_dots_simd_equals_ref(void **state)
+{
+    (void)state;
+    srand(3);
+    for (int n = 1; n <= 300; n += 7) {
+        uint16_t *a = malloc((size_t)n * 2);
+        float *b = malloc((size_t)n * 4), *y1 = malloc((size_t)n * 4), *y2 = malloc((size_t)n * 4);
+        for (int i = 0; i < n; i++) {
+            a[i] = bn_fp32_to_fp16(frand() * 4);
+            b[i] = frand();
+            y1[i] = y2[i] = frand();
+        }
+        assert_int_equal(bn_kernels_force(BN_KERNEL_REF), BN_OK);
+        float ref = bn_dot_f16_f32(a, b, n);
+        bn_axpy_f16(y1, 0.37f, a, n);
+        /* the best implementation this CPU has */
+        for (int k = BN_KERNEL_AVX512; k >= BN_KERNEL_AVX2; k--)
+            if (bn_kernels_force((bn_kernel_impl)k) == BN_OK) break;
+        float simd = bn_dot_f16_f32(a, b, n);
+        bn_axpy_f16(y2, 0.37f, a, n);
+        assert_memory_equal(&ref, &simd, sizeof ref);
+        assert_memory_equal(y1, y2, (size_t)n * 4);
+        double exact = 0;
+        for (int i = 0; i < n; i++) exact += (double)bn_fp16_to_fp32(a[i]) * b[i];
+        assert_true(fabs(exact - ref) < 1e-4 * (1 + fabs(exact)));
+        free(a), free(b), free(y1), free(y2);
+    }
+}
+
+static void test_rmsnorm(void **state)
+{
+    (void)state;
+    float x[5] = {1, -2, 3, -4, 5}, w[5] = {1, 2, 1, 0.5f, 1}, y[5];
+    bn_rmsnorm(y, x, w, 5, 1e-5f);
+    double rms = sqrt((1 + 4 + 9 + 16 + 25) / 5.0 + 1e-5);
+    for (int i = 0; i < 5; i++) assert_true(fabs(y[i] - x[i] / rms * w[i]) < 1e-6);
+    bn_rmsnorm(x, x, NULL, 5, 1e-5f); /* in place, no weight */
+    assert_true(fabs(x[4] - 5 / rms) < 1e-6);
+}
+
+static void test_rope(void **state)
+{
+    (void)state;
+    float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, y[8];
+    memcpy(y, x, sizeof x);
+    bn_rope(y, 8, 8, 0, 10000.0f, 1); /* position 0: identity */
+    assert_memory_equal(x, y, sizeof x);
+    /* neox: pair (i, i+4) rotated by pos * base^(-2i/8) */
+    memcpy(y, x, sizeof x);
+    bn_rope(y, 8, 8, 3, 10000.0f, 1);
+    for (int i = 0; i < 4; i++) {
+        double th = 3 * pow(10000.0, -2.0 * i / 8);
+        assert_true(fabs(y[i] - (x[i] * cos(th) - x[i + 4] * sin(th))) < 1e-4);
+        assert_true(fabs(y[i + 4] - (x[i] * sin(th) + x[i + 4] * cos(th))) < 1e-4);
+    }
+    /* norm mode: adjacent pairs */
+    memcpy(y, x, sizeof x);
+    bn_rope(y, 8, 8, 3, 10000.0f, 0);
+    for (int i = 0; i < 4; i++) {
+        double th = 3 * pow(10000.0, -2.0 * i / 8);
+        assert_true(fabs(y[2 * i] - (x[2 * i] * cos(th) - x[2 * i + 1] * sin(th))) < 1e-4);
+    }
+    /* norms are preserved */
+    double n0 = 0, n1 = 0;
+    for (int i = 0; i < 8; i++) n0 += x[i] * x[i], n1 += y[i] * y[i];
+    assert_true(fabs(n0 - n1) < 1e-3);
+}
+
+static void test_softmax_and_activations(void **state)
+{
+    (void)state;
+    float x[4] = {1, 2, 3, 1000};
+    bn_softmax(x, 4, 1.0f); /* large values must not overflow */
+    assert_true(fabs(x[3] - 1.0f) < 1e-6 && x[0] >= 0);
+    float y[3] = {0, 0, 0};
+    bn_softmax(y, 3, 0.5f);
+    for (int i = 0; i < 3; i++) assert_true(fabs(y[i] - 1.0f / 3) < 1e-6);
+    float g[3] = {-1, 2, 3}, u[3] = {5, 0.5f, -1};
+    bn_relu2_mul(g, u, 3);
+    assert_true(g[0] == 0 && g[1] == 2.0f && g[2] == -9.0f);
+    float g2[2] = {0, 1}, u2[2] = {1, 2};
+    bn_silu_mul(g2, u2, 2);
+    assert_true(g2[0] == 0 && fabs(g2[1] - 2.0 / (1 + exp(-1.0))) < 1e-6);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_attention_dots_simd_equals_ref),
+        cmocka_unit_test(test_rmsnorm),
+        cmocka_unit_test(test_rope),
+        cmocka_unit_test(test_softmax_and_activations),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
