@@ -17,10 +17,6 @@
 
 #include "server.h"
 
-/* Chat formats are being added to the library; until they link everywhere, chat requests get a
- * clear error instead of the program failing to link. */
-#pragma weak bitnet_chat_format
-
 /* ---- requests in generation ------------------------------------------------------------------- */
 
 typedef struct request request;
@@ -614,11 +610,6 @@ static bool prompt_tokens(srv_server *s, request *r, int i, srv_error *e)
     pthread_mutex_lock(&s->tok_mu);
     if (r->chat) {
         char *text = NULL;
-        if (!bitnet_chat_format) {
-            pthread_mutex_unlock(&s->tok_mu);
-            srv_error_set(e, 501, "server_error", "not_implemented", NULL, "chat formats are not in this build");
-            return false;
-        }
         st = bitnet_chat_format(s->model, s->cfg.chat_template, r->params.msgs, r->params.n_msgs, true, &text);
         if (st == BITNET_OK) {
             st = tokenize(s, text, BITNET_TOKENIZE_ADD_BOS | BITNET_TOKENIZE_PARSE_SPECIAL, &c->task.prompt,
