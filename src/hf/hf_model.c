@@ -327,6 +327,8 @@ static bn_status fill_float(hf_job *j, uint8_t *dst)
         int64_t k = j->ne1 - r < chunk ? j->ne1 - r : chunk;
         st = bn_st_read_f32(s, r * j->ne0, k * j->ne0, buf);
         if (!st) st = bn_quantize(j->type, buf, k, j->ne0, dst + (size_t)r * row_bytes);
+        bn_st_release_range(s, (size_t)(r * j->ne0) * bn_st_dtype_size(s->dtype),
+                            (size_t)(k * j->ne0) * bn_st_dtype_size(s->dtype));
     }
     bn_free(buf);
     return st;
@@ -502,7 +504,7 @@ static bn_status read_tokenizer(const cJSON *tj, long min_vocab, tok_data *t)
                         jstr(model, "type") ? jstr(model, "type") : "?");
     const cJSON *vocab = jget(model, "vocab"), *added = jget(tj, "added_tokens"), *it;
     if (!cJSON_IsObject(vocab)) return bn_error(BN_ERR_FORMAT, "tokenizer.json: model.vocab is not an object");
-    int32_t max_id = -1, id;
+    int32_t max_id = -1, id = 0;
     bn_status st;
     cJSON_ArrayForEach(it, vocab)
     {

@@ -127,19 +127,28 @@ bn_status bn_st_read_f32(const bn_st_tensor *t, int64_t first, int64_t n, float 
     return BN_OK;
 }
 
-void bn_st_release(const bn_st_tensor *t)
+void bn_st_release_range(const bn_st_tensor *t, size_t offset, size_t n)
 {
 #ifdef BN_ST_HAVE_MADVISE
-    if (!t || !t->nbytes) return;
+    if (!t || offset >= t->nbytes) return;
+    if (n > t->nbytes - offset) n = t->nbytes - offset;
     long pg = sysconf(_SC_PAGESIZE);
-    if (pg <= 0) return;
-    /* only whole pages inside the tensor: a neighbour's pages stay as they are */
-    uintptr_t lo = ((uintptr_t)t->data + (uintptr_t)pg - 1) & ~(uintptr_t)(pg - 1);
-    uintptr_t hi = ((uintptr_t)t->data + t->nbytes) & ~(uintptr_t)(pg - 1);
+    if (pg <= 0 || !n) return;
+    /* only whole pages inside the range: a neighbour's pages stay as they are */
+    uintptr_t start = (uintptr_t)t->data + offset;
+    uintptr_t lo = (start + (uintptr_t)pg - 1) & ~(uintptr_t)(pg - 1);
+    uintptr_t hi = (start + n) & ~(uintptr_t)(pg - 1);
     if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
 #else
     (void)t;
+    (void)offset;
+    (void)n;
 #endif
+}
+
+void bn_st_release(const bn_st_tensor *t)
+{
+    if (t) bn_st_release_range(t, 0, t->nbytes);
 }
 
 #if BITNET_WITH_HF

@@ -85,5 +85,7 @@ bn_status bn_st_read_f32(const bn_st_tensor *t, int64_t first, int64_t n, float 
 /* Tells the OS the pages of t's data will not be needed again, so converting a large checkpoint
  * keeps only the tensor at hand resident.  The data stays readable (pages fault back in). */
 void bn_st_release(const bn_st_tensor *t);
+/* The same for bytes [offset, offset + n) of t's data (a tensor processed in pieces). */
+void bn_st_release_range(const bn_st_tensor *t, size_t offset, size_t n);
 
 #endif

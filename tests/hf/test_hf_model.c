@@ -768,8 +768,14 @@ static void test_direct_load_and_requant(void **state)
     assert_null(m);
 }
 
-int main(void)
+/* `test_hf_model --make-model DIR [packed]` writes a synthetic folder for the CLI script test. */
+int main(int argc, char **argv)
 {
+    if (argc >= 3 && !strcmp(argv[1], "--make-model")) {
+        model_opts mo = {.packed = argc >= 4 && !strcmp(argv[3], "packed")};
+        make_model(argv[2], &mo);
+        return 0;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_convert_every_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_packed_and_sharded, setup, teardown),

@@ -19,7 +19,10 @@ static const command commands[] = {
     {"chat", cmd_chat, "interactive chat in the model's chat format"},
     {"eval", cmd_eval, "evaluate token ids and write their logits (cross-checking)"},
     {"gen-model", cmd_gen_model, "write a synthetic BitNet model (for tests and benchmarks)"},
+    {"bench", cmd_bench, "measure prompt and generation speed (llama-bench compatible JSON)"},
     {"download", cmd_download, "download a model from Hugging Face, resumable and verified"},
+    {"convert", cmd_convert, "convert a Hugging Face folder (or GGUF) to GGUF: i2_s, tq1_0, tq2_0"},
+    {"perplexity", cmd_perplexity, "perplexity of a model on a text (llama.cpp's method)"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server (also installed as bitnet-server)"},
 };
 
