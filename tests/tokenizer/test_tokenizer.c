@@ -637,6 +637,32 @@ static void test_bad_gguf(void **state)
     assert_int_equal(bn_tokenizer_load_gguf(NULL, BN_PRETOK_AUTO, &t), BN_ERR_INVALID_ARG);
 }
 
+/* stories260K: a 512-token SentencePiece vocabulary inside a model GGUF */
+static void test_stories260k(void **state)
+{
+    (void)state;
+    bn_tokenizer *t = load_gguf(GGUF_DATA "stories260K.gguf", BN_PRETOK_AUTO);
+    assert_int_equal(bn_tokenizer_kind(t), BN_TOK_SPM);
+    assert_int_equal(bn_tokenizer_n_vocab(t), 512);
+    assert_int_equal(bn_tokenizer_bos(t), 1);
+    assert_true(bn_tokenizer_is_eog(t, 2));
+    const char *text = "Once upon a time, there was a little girl named Lily.";
+    int32_t ids[128];
+    size_t n;
+    encode_ok(t, text, true, false, ids, &n);
+    assert_int_equal(ids[0], 1);
+    assert_true(n > 10 && n < 60);
+    round_trip(t, text, strlen(text));
+    const char *b;
+    size_t bl;
+    assert_int_equal(bn_tokenizer_token_bytes(t, 1, true, &b, &bl), BN_OK);
+    assert_int_equal(bl, 3);
+    assert_memory_equal(b, "<s>", 3);
+    assert_int_equal(bn_tokenizer_token_bytes(t, 1, false, &b, &bl), BN_OK);
+    assert_int_equal(bl, 0);
+    bn_tokenizer_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -647,6 +673,7 @@ int main(void)
         cmocka_unit_test(test_detok_streaming),  cmocka_unit_test(test_round_trip_random),
         cmocka_unit_test(test_bad_arguments),    cmocka_unit_test(test_bad_tiktoken),
         cmocka_unit_test(test_bad_tokenizer_json), cmocka_unit_test(test_bad_gguf),
+        cmocka_unit_test(test_stories260k),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
