@@ -178,7 +178,9 @@ typedef enum bitnet_pretokenizer {
 
 typedef struct bitnet_model_params {
     bitnet_pretokenizer pretokenizer;
-    bool prefetch; /* ask the OS to read the whole file ahead (default true) */
+    bool prefetch;      /* ask the OS to read the whole file ahead (default true) */
+    uint32_t head_type; /* 0: the output head as stored; 8 (Q8_0): requantise it at load, reading
+                           about half the bytes of an F16 head per generated token */
 } bitnet_model_params;
 
 BITNET_API void bitnet_model_params_default(bitnet_model_params *p);
@@ -200,6 +202,8 @@ typedef struct bitnet_model_info {
     uint64_t n_params;    /* parameters in all tensors */
     uint64_t file_bytes;  /* size of the model file */
     uint64_t weight_bytes;/* bytes of tensor data */
+    uint64_t bytes_per_token; /* weight bytes read to generate one token: every layer and the head
+                                 (as loaded, e.g. after --head q8_0), not the embedding table */
 } bitnet_model_info;
 
 BITNET_API bitnet_status bitnet_model_info_get(const bitnet_model *m, bitnet_model_info *info);

@@ -55,6 +55,10 @@ bitnet_status bitnet_model_load(const char *path, const bitnet_model_params *par
         bn_free(bm);
         return (bitnet_status)bn_error_prefix(st, "%s: ", path);
     }
+    if (params->head_type != 0 && (st = bn_model_requantize_head(bm->m, params->head_type)) != BN_OK) {
+        bitnet_model_free(bm);
+        return (bitnet_status)bn_error_prefix(st, "%s: ", path);
+    }
     st = bn_tokenizer_load_gguf(g, (bn_pretok)params->pretokenizer, &bm->tokenizer.tok);
     if (st != BN_OK) {
         bitnet_model_free(bm);
@@ -125,6 +129,14 @@ bitnet_status bitnet_model_info_get(const bitnet_model *bm, bitnet_model_info *i
     info->n_params = m->n_params;
     info->file_bytes = bn_gguf_file_size(m->gguf);
     info->weight_bytes = bn_gguf_file_size(m->gguf) - bn_gguf_data_offset(m->gguf);
+    size_t head_bytes = 0;
+    bn_type_tensor_nbytes(m->output.type, m->output.cols, m->output.rows * m->output.cols, &head_bytes);
+    uint64_t per_tok = info->weight_bytes - m->tok_embd->nbytes + head_bytes;
+    if (!m->tied) {
+        const bn_gguf_tensor *out = bn_gguf_find_tensor(m->gguf, "output.weight");
+        if (out) per_tok -= out->nbytes;
+    }
+    info->bytes_per_token = per_tok;
     return BITNET_OK;
 }
 

@@ -267,6 +267,7 @@ void bn_model_free(bn_model *m)
         }
     }
     bn_weight_free(&m->output);
+    bn_aligned_free(m->head_owned);
     for (int i = 0; i < m->n_owned; i++) bn_free(m->owned[i]);
     bn_free(m->owned);
     bn_free(m->layers);
@@ -279,4 +280,34 @@ bn_status bn_model_embed(const bn_model *m, int32_t token, float *dst)
     if (token < 0 || token >= m->hp.n_vocab)
         return bn_error(BN_ERR_RANGE, "token id %d is outside the vocabulary (0..%d)", token, m->hp.n_vocab - 1);
     return bn_dequantize_row(m->tok_embd->type, m->tok_embd->data, m->hp.n_embd, token, m->tok_embd_i2s_scale, dst);
+}
+
+bn_status bn_model_requantize_head(bn_model *m, uint32_t type)
+{
+    if (type == m->output.type) return BN_OK;
+    if (type != BN_TYPE_Q8_0) return bn_error(BN_ERR_UNSUPPORTED, "the output head can be requantised to Q8_0 only");
+    const int64_t rows = m->output.rows, cols = m->output.cols;
+    size_t row_bytes, total;
+    if (!bn_type_row_nbytes(type, cols, &row_bytes) || bn_mul_overflow(row_bytes, (size_t)rows, &total))
+        return bn_error(BN_ERR_FORMAT, "output head of %lld columns cannot be stored as %s", (long long)cols,
+                        bn_type_name(type));
+    uint8_t *dst = bn_aligned_alloc(total, 64);
+    float *row = bn_malloc((size_t)cols * sizeof(float));
+    bn_status st = dst && row ? BN_OK : BN_ERR_NOMEM;
+    for (int64_t r = 0; r < rows && st == BN_OK; r++) {
+        st = bn_dequantize_row(m->output.type, m->output.data, cols, r, m->output.scale, row);
+        if (st == BN_OK) st = bn_quantize(type, row, 1, cols, dst + (size_t)r * row_bytes);
+    }
+    bn_free(row);
+    bn_weight w;
+    if (st == BN_OK) st = bn_weight_init(&w, type, dst, rows, cols);
+    if (st != BN_OK) {
+        bn_aligned_free(dst);
+        return bn_error_prefix(st, "requantising the output head: ");
+    }
+    bn_weight_free(&m->output);
+    bn_aligned_free(m->head_owned);
+    m->output = w;
+    m->head_owned = dst;
+    return BN_OK;
 }

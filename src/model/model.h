@@ -44,6 +44,7 @@ typedef struct bn_model {
     const float *output_norm;
     bn_weight output;          /* head; tied models point at token_embd */
     bool tied;
+    void *head_owned;          /* the requantised head, when bn_model_requantize_head made one */
     bn_layer *layers;
     void **owned;              /* converted small tensors */
     int n_owned;
@@ -54,6 +55,11 @@ typedef struct bn_model {
  * (caller frees) and the message names the key or tensor at fault. */
 bn_status bn_model_init_gguf(bn_gguf *g, bn_model **out);
 void bn_model_free(bn_model *m);
+
+/* Replaces the output head by a copy quantised to `type` (Q8_0 today): fewer bytes read per
+ * generated token for a small quality cost.  Only the head changes; token_embd lookups keep the
+ * stored type.  No-op if the head already has that type. */
+bn_status bn_model_requantize_head(bn_model *m, uint32_t type);
 
 /* Embedding lookup: dst[n_embd] = row `token` of token_embd as float. */
 bn_status bn_model_embed(const bn_model *m, int32_t token, float *dst);

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
@@ -26,6 +27,8 @@ int cli_fail(const char *what);
 /* Parses an int/float option value; prints an error naming the option and returns false if bad. */
 bool cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);
 bool cli_parse_float(const char *opt, const char *s, double *out);
+/* Parses a --head value ("q8_0", or "keep" for the stored type) into a ggml type id. */
+bool cli_parse_head(const char *s, uint32_t *type);
 /* Reads a whole file (or stdin for "-") into a NUL-terminated malloc'd buffer. */
 char *cli_read_file(const char *path, size_t *len);
 /* Writes a file atomically (temp file beside it, fsync, rename); prints the error and returns false. */

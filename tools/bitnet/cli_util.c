@@ -141,3 +141,14 @@ double cli_now(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
+
+bool cli_parse_head(const char *s, uint32_t *type)
+{
+    if (!strcmp(s, "q8_0")) *type = 8;
+    else if (!strcmp(s, "keep")) *type = 0;
+    else {
+        fprintf(stderr, "bitnet: --head expects q8_0 or keep, got '%s'\n", s);
+        return false;
+    }
+    return true;
+}

@@ -24,6 +24,7 @@ static void bench_usage(FILE *f)
                "  -t, --threads LIST   thread counts, comma-separated (default: physical cores)\n"
                "  -r, --repetitions N  repetitions of each test (default 5)\n"
                "      --kv f16|f32     KV cache precision (default f16)\n"
+               "      --head q8_0      requantise the output head to Q8_0 at load\n"
                "      --no-bandwidth   skip measuring the machine's read bandwidth\n"
                "  -o, --output FMT     md (default), json or csv\n"
                "  -h, --help           this help\n");
@@ -151,6 +152,8 @@ int cmd_bench(int argc, char **argv)
     int n_p = 1, n_g = 1, n_t = 1;
     bool measure_bw = true;
     bitnet_kv_type kv = BITNET_KV_F16;
+    bitnet_model_params mp;
+    bitnet_model_params_default(&mp);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -175,6 +178,8 @@ int cmd_bench(int argc, char **argv)
             if ((n_t = parse_list(a, v, 1, 256, threads)) < 0) return 2;
         } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
             if (!cli_parse_int(a, v, 1, 64, &reps)) return 2;
+        } else if (!strcmp(a, "--head")) {
+            if (!cli_parse_head(v, &mp.head_type)) return 2;
         } else if (!strcmp(a, "--kv")) {
             if (!strcmp(v, "f16")) kv = BITNET_KV_F16;
             else if (!strcmp(v, "f32")) kv = BITNET_KV_F32;
@@ -200,7 +205,7 @@ int cmd_bench(int argc, char **argv)
 
     double t0 = cli_now();
     bitnet_model *m;
-    if (bitnet_model_load(model, NULL, &m) != BITNET_OK) return cli_fail("loading the model");
+    if (bitnet_model_load(model, &mp, &m) != BITNET_OK) return cli_fail("loading the model");
     double load_s = cli_now() - t0;
     bitnet_model_info info;
     bitnet_model_info_get(m, &info);
@@ -250,7 +255,7 @@ int cmd_bench(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double rss_mib = (double)ru.ru_maxrss / 1024.0;
-    double bytes_per_tok = (double)info.weight_bytes;
+    double bytes_per_tok = (double)info.bytes_per_token;
 
     const char *kvs = kv == BITNET_KV_F16 ? "f16" : "f32";
     if (!strcmp(fmt, "json")) {
@@ -290,7 +295,7 @@ int cmd_bench(int argc, char **argv)
                 snprintf(roof, sizeof roof, "%.0f%%", 100 * r->avg_ts * bytes_per_tok / (r->bw_gbs * 1e9));
             printf("| %d | %s | %.2f ± %.2f | %.1f | %s |\n", r->threads, test, r->avg_ts, r->stddev_ts, r->bw_gbs, roof);
         }
-        printf("\nbytes read per generated token: %.0f (all weights; the tied head counts once)\n", bytes_per_tok);
+        printf("\nweight bytes read per generated token: %.0f (every layer and the output head)\n", bytes_per_tok);
     }
     bitnet_model_free(m);
     return rc;

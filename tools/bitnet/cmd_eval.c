@@ -18,6 +18,7 @@ static void eval_usage(FILE *f)
                "  -t, --threads N       threads (default: physical cores)\n"
                "  -b, --batch N         tokens per forward pass (default: all at once, up to 512)\n"
                "      --kv f16|f32      KV cache precision (default f16)\n"
+               "      --head q8_0       requantise the output head to Q8_0 at load\n"
                "  -h, --help            this help\n");
 }
 
@@ -58,6 +59,8 @@ int cmd_eval(int argc, char **argv)
     const char *model = NULL, *tokens = NULL, *out_path = NULL;
     long greedy = -1, threads = 0, batch = 0;
     bitnet_kv_type kv = BITNET_KV_F16;
+    bitnet_model_params mp;
+    bitnet_model_params_default(&mp);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -78,6 +81,8 @@ int cmd_eval(int argc, char **argv)
             if (!cli_parse_int(a, v, 1, 256, &threads)) return 2;
         } else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) {
             if (!cli_parse_int(a, v, 1, 1 << 20, &batch)) return 2;
+        } else if (!strcmp(a, "--head")) {
+            if (!cli_parse_head(v, &mp.head_type)) return 2;
         } else if (!strcmp(a, "--kv")) {
             if (!strcmp(v, "f16")) kv = BITNET_KV_F16;
             else if (!strcmp(v, "f32")) kv = BITNET_KV_F32;
@@ -116,7 +121,7 @@ int cmd_eval(int argc, char **argv)
     cp.kv_type = kv;
     cp.n_batch = batch ? (int)batch : (n > 512 ? 512 : n);
     if (greedy > 0 || n > 4096) cp.n_ctx = n + (int)(greedy > 0 ? greedy : 0);
-    if (bitnet_model_load(model, NULL, &m) != BITNET_OK) {
+    if (bitnet_model_load(model, &mp, &m) != BITNET_OK) {
         rc = cli_fail("loading the model");
         goto done;
     }

@@ -18,6 +18,7 @@ typedef struct {
     size_t n_stop;
     bool chat, no_bos, parse_special, verbose;
     bitnet_pretokenizer pretok;
+    uint32_t head_type;
 } run_opts;
 
 static void run_usage(FILE *f, const char *cmd)
@@ -45,6 +46,7 @@ static void run_usage(FILE *f, const char *cmd)
             "      --no-bos            do not add the BOS token\n"
             "      --parse-special     recognise special tokens like <|eot_id|> in the prompt\n"
             "      --pretokenizer auto|llama3|gpt2|default   how to split text before BPE\n"
+            "      --head q8_0         requantise the output head to Q8_0 at load (faster generation)\n"
             "      --chat              interactive chat (same as 'bitnet chat')\n"
             "      --system TEXT       chat: the system message\n"
             "      --chat-template NAME  chat: bitnet, llama3 or chatml (default: from the model)\n"
@@ -159,6 +161,9 @@ static int parse_run_opts(int argc, char **argv, run_opts *o)
                 fprintf(stderr, "bitnet: --pretokenizer expects auto, llama3, gpt2 or default, got '%s'\n", v);
                 return 2;
             }
+        } else if (!strcmp(a, "--head")) {
+            NEED_VALUE();
+            if (!cli_parse_head(v, &o->head_type)) return 2;
         } else if (!strcmp(a, "--chat")) o->chat = true;
         else if (!strcmp(a, "--no-bos")) o->no_bos = true;
         else if (!strcmp(a, "--parse-special")) o->parse_special = true;
@@ -177,6 +182,7 @@ static bool load_model(const run_opts *o, bitnet_model **m, double *seconds)
     bitnet_model_params mp;
     bitnet_model_params_default(&mp);
     mp.pretokenizer = o->pretok;
+    mp.head_type = o->head_type;
     double t0 = cli_now();
     if (bitnet_model_load(o->model, &mp, m) != BITNET_OK) {
         cli_fail("loading the model");
