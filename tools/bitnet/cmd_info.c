@@ -13,8 +13,11 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: bitnet info MODEL.gguf [--json] [--tensors] [--system]\n"
+            "usage: bitnet info [MODEL.gguf] [--json] [--tensors] [--system]\n"
             "       bitnet info --system [--json]\n"
+            "\n"
+            "Without MODEL, describes the bundled model (models/bitnet-kjv-tiny.gguf) and says where it\n"
+            "was found.\n"
             "\n"
             "Shows what a GGUF file (v2 or v3) holds: architecture, hyper-parameters (the <arch>.* keys),\n"
             "tokenizer summary, file type, other metadata, tensor counts by type, total size and bits\n"
@@ -567,8 +570,13 @@ int cmd_info(int argc, char **argv)
         return fflush(stdout) != 0;
     }
     if (!path) {
-        usage(stderr);
-        return 2;
+        path = cli_default_model();
+        if (!path) {
+            fprintf(stderr, "bitnet: info: no MODEL given and the bundled model was not found\n\n");
+            usage(stderr);
+            return 2;
+        }
+        if (!json) printf("bundled model found at %s\n\n", path);
     }
     info in = {.path = path};
     if (bitnet_gguf_open(path, &in.g) != BITNET_OK) return cli_fail("info");
