@@ -768,6 +768,114 @@ static void test_direct_load_and_requant(void **state)
     assert_null(m);
 }
 
+/* A one-layer model around the real Llama-3 tokenizer.json (tests/data/tokenizer): the GGUF
+ * must carry the key set of Microsoft's file (no tokenizer.ggml.pre) and tokenize exactly as the
+ * tokenizer.json loader does. */
+static void test_llama3_tokenizer(void **state)
+{
+    (void)state;
+    enum { d = 128, ff = 256, nv = 128256 };
+    const char *dir = P("l3");
+    mkdir(dir, 0755);
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg,
+             "{\"architectures\":[\"BitNetForCausalLM\"],\"hidden_size\":%d,\"intermediate_size\":%d,"
+             "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"num_key_value_heads\":1,\"vocab_size\":%d,"
+             "\"max_position_embeddings\":4096,\"rms_norm_eps\":1e-05,\"rope_theta\":500000.0,"
+             "\"hidden_act\":\"relu2\",\"tie_word_embeddings\":true}",
+             d, ff, nv);
+    assert_true(write_text(P("l3/config.json"), cfg));
+    const char *names[2] = {"tokenizer.json", "tokenizer_config.json"};
+    for (int k = 0; k < 2; k++) {
+        char src[600], cmd[1400];
+        snprintf(src, sizeof src, "%s/tokenizer/%s", BITNET_TEST_DATA, names[k]);
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s/%s'", src, dir, names[k]);
+        assert_int_equal(system(cmd), 0);
+    }
+    tbuf b = {.n = 0};
+    size_t ne = (size_t)nv * d;
+    uint16_t *emb = malloc(ne * 2);
+    rng = 3;
+    for (size_t i = 0; i < ne; i++) emb[i] = bn_fp32_to_bf16(frand());
+    add_entry(&b, "model.embed_tokens.weight", "BF16", 2, nv, d, emb, ne * 2);
+    static const struct {
+        const char *n;
+        int r, c;
+    } L[] = {{"self_attn.q_proj", d, d}, {"self_attn.k_proj", d / 2, d}, {"self_attn.v_proj", d / 2, d},
+             {"self_attn.o_proj", d, d}, {"mlp.gate_proj", ff, d},       {"mlp.up_proj", ff, d},
+             {"mlp.down_proj", d, ff}};
+    char name[128];
+    for (int k = 0; k < 7; k++) {
+        size_t n = (size_t)L[k].r * L[k].c;
+        float *w = malloc(n * 4);
+        for (size_t i = 0; i < n; i++) w[i] = frand();
+        snprintf(name, sizeof name, "model.layers.0.%s.weight", L[k].n);
+        add_entry(&b, name, "F32", 2, L[k].r, L[k].c, w, n * 4);
+    }
+    const char *norms[5] = {"model.layers.0.input_layernorm.weight", "model.layers.0.post_attention_layernorm.weight",
+                            "model.layers.0.self_attn.attn_sub_norm.weight", "model.layers.0.mlp.ffn_sub_norm.weight",
+                            "model.norm.weight"};
+    for (int k = 0; k < 5; k++) {
+        int n = k == 3 ? ff : d;
+        float *v = malloc((size_t)n * 4);
+        for (int i = 0; i < n; i++) v[i] = 1.0f;
+        add_entry(&b, norms[k], "F32", 1, n, 0, v, (size_t)n * 4);
+    }
+    assert_true(st_write(P("l3/model.safetensors"), b.e, b.n));
+    for (int i = 0; i < b.n; i++) free(b.mem[i]);
+
+    assert_int_equal(convert(dir, BN_TYPE_I2_S, BN_TYPE_F16, P("l3.gguf")), BN_OK);
+    bn_gguf *g;
+    assert_int_equal(bn_gguf_open(P("l3.gguf"), &g), BN_OK);
+    assert_null(bn_gguf_get(g, "tokenizer.ggml.pre"));
+    assert_int_equal(bn_gguf_get(g, "tokenizer.ggml.merges")->v.arr.n, 280147);
+    assert_int_equal(bn_gguf_get(g, "tokenizer.ggml.tokens")->v.arr.n, nv);
+    uint32_t u;
+    assert_int_equal(bn_gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &u), BN_OK);
+    assert_int_equal(u, 128000);
+    assert_int_equal(bn_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &u), BN_OK);
+    assert_int_equal(u, 128001);
+    int32_t tt;
+    memcpy(&tt, (const int32_t *)bn_gguf_arr_data(bn_gguf_get(g, "tokenizer.ggml.token_type")) + 128009, 4);
+    assert_int_equal(tt, 3);
+    /* the official key order: the first keys and the last */
+    static const char *first[] = {"general.architecture", "general.name", "bitnet-b1.58.vocab_size",
+                                  "bitnet-b1.58.context_length", "bitnet-b1.58.embedding_length"};
+    for (int k = 0; k < 5; k++) {
+        bn_gguf_str key = bn_gguf_kv_key(g, k);
+        assert_true(key.len == strlen(first[k]) && !memcmp(key.ptr, first[k], key.len));
+    }
+    bn_gguf_str last = bn_gguf_kv_key(g, bn_gguf_n_kv(g) - 1);
+    assert_true(last.len == 28 && !memcmp(last.ptr, "general.quantization_version", 28));
+    assert_int_equal(bn_gguf_n_kv(g), 24); /* Microsoft's file has 24 keys */
+    bn_gguf_free(g);
+
+    /* the converted vocabulary tokenizes as tokenizer.json itself does */
+    bitnet_model *m;
+    assert_int_equal(bitnet_model_load(P("l3.gguf"), NULL, &m), BITNET_OK);
+    bitnet_tokenizer *ref;
+    char tj[600];
+    snprintf(tj, sizeof tj, "%s/tokenizer/tokenizer.json", BITNET_TEST_DATA);
+    assert_int_equal(bitnet_tokenizer_load(tj, BITNET_PRETOK_AUTO, &ref), BITNET_OK);
+    const char *texts[] = {"In the beginning God created the heaven and the earth.", "  spaces\n\n and 12345 numbers",
+                           "<|eot_id|> caf\xc3\xa9 \xe4\xbd\xa0\xe5\xa5\xbd don't"};
+    for (int k = 0; k < 3; k++) {
+        bitnet_token a[128], c[128];
+        size_t na, nc;
+        assert_int_equal(bitnet_tokenize(bitnet_model_tokenizer(m), texts[k], strlen(texts[k]),
+                                         BITNET_TOKENIZE_ADD_BOS | BITNET_TOKENIZE_PARSE_SPECIAL, a, 128, &na),
+                         BITNET_OK);
+        assert_int_equal(bitnet_tokenize(ref, texts[k], strlen(texts[k]),
+                                         BITNET_TOKENIZE_ADD_BOS | BITNET_TOKENIZE_PARSE_SPECIAL, c, 128, &nc),
+                         BITNET_OK);
+        assert_int_equal(na, nc);
+        assert_memory_equal(a, c, na * sizeof a[0]);
+        assert_int_equal(a[0], 128000);
+    }
+    bitnet_tokenizer_free(ref);
+    bitnet_model_free(m);
+}
+
 /* `test_hf_model --make-model DIR [packed]` writes a synthetic folder for the CLI script test. */
 int main(int argc, char **argv)
 {
@@ -784,6 +892,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_bad_inputs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_packed_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_load_and_requant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_llama3_tokenizer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
