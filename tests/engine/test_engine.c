@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "common/mem.h"
@@ -97,23 +99,23 @@ static void compare(const float *ours, const float *ref, int n_tok, int n_vocab,
     }
 }
 
-static void run_reference(const char *dir, int n_threads, agreement *a)
+static void run_reference_at(const char *root, const char *dir, int n_threads, agreement *a)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/reference/%s/case.json", BITNET_TEST_DATA, dir);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s/case.json", root, dir);
     char *json = slurp(path, NULL);
     assert_non_null(json);
-    int32_t tokens[256];
-    int n = json_int_array(json, "tokens", tokens, 256);
-    assert_true(n > 8);
+    int32_t tokens[4096];
+    int n = json_int_array(json, "tokens", tokens, 4096);
+    assert_true(n > 2);
     free(json);
 
-    snprintf(path, sizeof path, "%s/reference/%s/model.gguf", BITNET_TEST_DATA, dir);
+    snprintf(path, sizeof path, "%s/%s/model.gguf", root, dir);
     bn_gguf *g;
     assert_ok(bn_gguf_open(path, &g));
     bn_model *m;
     assert_ok(bn_model_init_gguf(g, &m));
-    bn_ctx_params cp = {.n_ctx = 64, .n_threads = n_threads};
+    bn_ctx_params cp = {.n_ctx = n, .n_threads = n_threads};
     bn_ctx *c;
     assert_ok(bn_ctx_init(m, &cp, &c));
     assert_ok(bn_ctx_eval(c, tokens, n, true));
@@ -121,18 +123,25 @@ static void run_reference(const char *dir, int n_threads, agreement *a)
     float *ours = malloc((size_t)n * nv * sizeof(float));
     for (int t = 0; t < n; t++) memcpy(ours + (size_t)t * nv, bn_ctx_logits(c, t), (size_t)nv * sizeof(float));
 
-    snprintf(path, sizeof path, "%s/reference/%s/logits_ref.f32", BITNET_TEST_DATA, dir);
+    snprintf(path, sizeof path, "%s/%s/logits_ref.f32", root, dir);
     size_t len;
     float *ref = (float *)slurp(path, &len);
     assert_non_null(ref);
     assert_int_equal(len, (size_t)n * nv * sizeof(float));
     compare(ours, ref, n, nv, a);
-    printf("# %s (%d threads): positions 0-1 max|d| %.2e, min cosine %.6f, argmax %d/%d\n", dir, n_threads,
+    printf("# %s (%d threads): positions 0-1 max|d| %.2e, min cosine %.7f, argmax %d/%d\n", dir, n_threads,
            a->max_abs01, a->min_cos, a->argmax_agree, a->n);
     free(ref);
     free(ours);
     bn_ctx_free(c);
     bn_model_free(m);
+}
+
+static void run_reference(const char *dir, int n_threads, agreement *a)
+{
+    char root[512];
+    snprintf(root, sizeof root, "%s/reference", BITNET_TEST_DATA);
+    run_reference_at(root, dir, n_threads, a);
 }
 
 static void check(const agreement *a)
@@ -205,6 +214,40 @@ static void test_reference_greedy(void **state)
     assert_true(agree * 10 >= ne * 9);
     bn_ctx_free(c);
     bn_model_free(m);
+}
+
+/* Every reference case we can find, including ones added later to ../shared/data/reference
+ * (the same bar applies to models this test has never seen). */
+static void check_all_in(const char *root, int *n_checked)
+{
+    DIR *d = opendir(root);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s/case.json", root, e->d_name);
+        if (access(path, R_OK) != 0) continue;
+        snprintf(path, sizeof path, "%s/%s/logits_ref.f32", root, e->d_name);
+        if (access(path, R_OK) != 0) continue;
+        agreement a;
+        run_reference_at(root, e->d_name, 2, &a);
+        check(&a);
+        (*n_checked)++;
+    }
+    closedir(d);
+}
+
+static void test_reference_all(void **state)
+{
+    (void)state;
+    char root[1024];
+    int n = 0;
+    snprintf(root, sizeof root, "%s/reference", BITNET_TEST_DATA);
+    check_all_in(root, &n);
+    assert_true(n >= 3);
+    snprintf(root, sizeof root, "%s/../shared/data/reference", BITNET_SOURCE_DIR);
+    check_all_in(root, &n);
 }
 
 static void test_context_overflow_and_bad_tokens(void **state)
@@ -325,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_reference_tq2),
         cmocka_unit_test(test_reference_tq1),
         cmocka_unit_test(test_reference_greedy),
+        cmocka_unit_test(test_reference_all),
         cmocka_unit_test(test_context_overflow_and_bad_tokens),
         cmocka_unit_test(test_batch_vs_incremental),
         cmocka_unit_test(test_eval_multi),
