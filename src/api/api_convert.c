@@ -166,6 +166,11 @@ bitnet_status bitnet_convert(const char *input, const char *output, const bitnet
         uint32_t e = params->embed_type;
         if (e != BN_TYPE_F32 && e != BN_TYPE_F16 && e != BN_TYPE_BF16 && e != BN_TYPE_Q8_0 && e != BN_TYPE_Q6_K)
             return (bitnet_status)bn_error(BN_ERR_INVALID_ARG, "bitnet_convert: embedding type %u is not F32, F16, BF16, Q8_0 or Q6_K", e);
+        /* fail before writing anything if the quantizer lacks this type */
+        float zero[256] = {0};
+        uint8_t probe[1100]; /* 256 floats at most */
+        bn_status q = bn_quantize(e, zero, 1, 256, probe);
+        if (q) return (bitnet_status)bn_error_prefix(q, "embedding type %s: ", bn_type_name(e));
     }
     return (bitnet_status)convert_gguf(input, output, params);
 }

@@ -46,11 +46,7 @@ static char *path_join(const char *dir, const char *name)
 bool bn_hf_is_model_dir(const char *path)
 {
     struct stat sb;
-    if (!path || stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) return false;
-    char *cfg = path_join(path, "config.json");
-    bool ok = cfg && stat(cfg, &sb) == 0 && S_ISREG(sb.st_mode);
-    bn_free(cfg);
-    return ok;
+    return path && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
 #if BITNET_WITH_HF

@@ -37,7 +37,8 @@ typedef struct bn_convert_opts {
 
 void bn_convert_opts_default(bn_convert_opts *o);
 
-/* true if path is a folder holding a config.json. */
+/* true if path is a folder: models are read from folders as Hugging Face ones (a folder
+ * without config.json then fails with a message saying so). */
 bool bn_hf_is_model_dir(const char *path);
 
 /* A conversion in progress: the checkpoint stays mapped until bn_hf_conv_free. */

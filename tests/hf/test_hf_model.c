@@ -766,6 +766,23 @@ static void test_direct_load_and_requant(void **state)
     assert_int_equal(bitnet_model_load(P("nt"), NULL, &m), BITNET_ERR_NOT_FOUND);
     assert_non_null(strstr(bitnet_last_error(), "tokenizer.json is missing"));
     assert_null(m);
+    /* a folder without config.json */
+    mkdir(P("empty"), 0755);
+    assert_int_equal(bitnet_model_load(P("empty"), NULL, &m), BITNET_ERR_NOT_FOUND);
+    assert_non_null(strstr(bitnet_last_error(), "config.json is missing"));
+    assert_int_equal(bitnet_convert(P("empty"), P("x.gguf"), NULL), BITNET_ERR_NOT_FOUND);
+    /* an embedding type the quantizer cannot produce fails before anything is written */
+    cp.weight_type = BN_TYPE_I2_S;
+    cp.embed_type = BN_TYPE_Q6_K;
+    bitnet_status qs = bitnet_convert(P("i2s.gguf"), P("q6.gguf"), &cp);
+    struct stat sb;
+    if (qs != BITNET_OK) {
+        assert_int_not_equal(stat(P("q6.gguf"), &sb), 0);
+    } else { /* once Q6_K encoding exists */
+        assert_int_equal(bn_gguf_open(P("q6.gguf"), &a), BN_OK);
+        assert_int_equal(bn_gguf_find_tensor(a, "token_embd.weight")->type, BN_TYPE_Q6_K);
+        bn_gguf_free(a);
+    }
 }
 
 /* A one-layer model around the real Llama-3 tokenizer.json (tests/data/tokenizer): the GGUF
