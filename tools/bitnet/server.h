@@ -201,7 +201,7 @@ typedef struct srv_server {
     srv_sched *sched;
     srv_metrics metrics;
     atomic_int state;     /* srv_state */
-    atomic_int in_flight; /* HTTP requests between their first byte and their completion */
+    atomic_int in_flight; /* generation requests between submission and their connection's completion */
     pthread_mutex_t tok_mu; /* tokenizer and chat formatting from HTTP threads */
     struct MHD_Daemon *daemon;
     int port;

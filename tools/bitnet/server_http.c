@@ -51,6 +51,7 @@ struct request {
     bool cancelled;
     bool oom;
     int fd;
+    double peer_checked; /* when wait_news last looked at the client */
 };
 
 static uint64_t id_state;
@@ -391,7 +392,8 @@ static bool peer_gone(int fd)
     return false;
 }
 
-/* Waits up to 100 ms for news (r->mu held).  false: the client is gone. */
+/* Waits up to 100 ms for news (r->mu held), and looks at the client every 100 ms (tokens may
+ * arrive more often than that).  false: the client is gone. */
 static bool wait_news(request *r)
 {
     struct timespec ts;
@@ -401,13 +403,14 @@ static bool wait_news(request *r)
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
     }
-    if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT) {
-        pthread_mutex_unlock(&r->mu);
-        bool gone = peer_gone(r->fd);
-        pthread_mutex_lock(&r->mu);
-        return !gone;
-    }
-    return true;
+    pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    double now = srv_now();
+    if (now - r->peer_checked < 0.1) return true;
+    r->peer_checked = now;
+    pthread_mutex_unlock(&r->mu);
+    bool gone = peer_gone(r->fd);
+    pthread_mutex_lock(&r->mu);
+    return !gone;
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -457,6 +460,7 @@ typedef struct {
     char *body;
     size_t len, cap;
     bool too_large, responded;
+    bool generating; /* counted in s->in_flight */
 } conn_state;
 
 static enum MHD_Result respond(srv_server *s, struct MHD_Connection *c, conn_state *cs, int status,
@@ -759,15 +763,21 @@ static enum MHD_Result handle_generate(srv_server *s, struct MHD_Connection *c, 
         for (int i = 0; i < r->n_choices; i++) out_event(r, stream_chunk(r, i, "", 0, NULL, 0, NULL, true));
 
     r->refs += r->n_choices; /* before submitting: a task may finish at once */
+    /* counted before the state is checked, so that shutdown cannot miss it */
+    atomic_fetch_add(&s->in_flight, 1);
+    cs->generating = true;
     if (atomic_load(&s->state) != SRV_READY || !srv_sched_submit(s->sched, tasks, r->n_choices)) {
         r->refs -= r->n_choices;
+        atomic_fetch_sub(&s->in_flight, 1);
+        cs->generating = false;
         bool draining = atomic_load(&s->state) != SRV_READY;
         request_unref(r);
         return respond_simple_error(s, c, cs, 503, "server_error", draining ? "server_shutting_down" : "queue_full",
                                     draining ? "the server is shutting down"
                                              : "the server is busy (the queue is full); retry later");
     }
-    /* from here the scheduler owns prompts and samplers until each task finishes */
+    /* from here the scheduler owns prompts and samplers until each task finishes; shutdown
+     * waits for this connection to complete */
 
     if (r->stream) {
         struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, r,
@@ -830,7 +840,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         cs = calloc(1, sizeof *cs);
         if (!cs) return MHD_NO;
         *con_cls = cs;
-        atomic_fetch_add(&s->in_flight, 1);
         cs->rt = route_of(url, &cs->ep);
         /* refuse early what will be refused anyway, without reading the body */
         if (cs->rt == R_NONE) {
@@ -920,10 +929,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     srv_server *s = cls;
     conn_state *cs = *con_cls;
     if (!cs) return;
+    if (cs->generating) atomic_fetch_sub(&s->in_flight, 1);
     free(cs->body);
     free(cs);
     *con_cls = NULL;
-    atomic_fetch_sub(&s->in_flight, 1);
 }
 
 /* ---- the daemon -------------------------------------------------------------------------------- */
