@@ -893,6 +893,107 @@ static void test_llama3_tokenizer(void **state)
     bitnet_model_free(m);
 }
 
+/* The tiny KJV model's Hugging Face folders (models/<name>/config.json; float and packed
+ * variants), when present: every variant and type holds the same ternary weights, the folder
+ * evaluates to exactly the I2_S file's logits, and TQ files pick the same tokens. */
+static int tiny_dirs(char dirs[4][600])
+{
+    int n = 0;
+    DIR *d = opendir(BITNET_SOURCE_DIR "/models");
+    if (!d) return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 4) {
+        char cfg[700];
+        struct stat sb;
+        snprintf(dirs[n], 600, "%s/models/%s", BITNET_SOURCE_DIR, e->d_name);
+        snprintf(cfg, sizeof cfg, "%s/config.json", dirs[n]);
+        if (e->d_name[0] != '.' && strstr(e->d_name, "tiny") && stat(cfg, &sb) == 0) n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static void test_tiny_model(void **state)
+{
+    (void)state;
+    char dirs[4][600];
+    int n = tiny_dirs(dirs);
+    if (n == 0) skip();
+    const uint32_t types[3] = {BN_TYPE_I2_S, BN_TYPE_TQ1_0, BN_TYPE_TQ2_0};
+    bn_gguf *ref = NULL;
+    bitnet_token toks[12] = {0};
+    for (int v = 0; v < n; v++) {
+        bn_gguf *g[3];
+        for (int k = 0; k < 3; k++) {
+            char out[64];
+            snprintf(out, sizeof out, "tiny%d-%d.gguf", v, k);
+            if (convert(dirs[v], types[k], BN_TYPE_F16, P(out))) fail_msg("%s", bn_last_error());
+            assert_int_equal(bn_gguf_open(P(out), &g[k]), BN_OK);
+        }
+        if (!ref) assert_int_equal(bn_gguf_open(P("tiny0-0.gguf"), &ref), BN_OK);
+        for (int64_t i = 0; i < bn_gguf_n_tensors(g[0]); i++) {
+            const bn_gguf_tensor *t = bn_gguf_tensor_at(g[0], i);
+            if (t->type != BN_TYPE_I2_S) continue;
+            char name[96];
+            snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
+            float s0, s1, s2, sr;
+            int8_t *c0 = codes_of(g[0], name, &s0), *c1 = codes_of(g[1], name, &s1), *c2 = codes_of(g[2], name, &s2);
+            int8_t *cr = codes_of(ref, name, &sr); /* the first variant's */
+            assert_memory_equal(c0, c1, (size_t)t->n_elem);
+            assert_memory_equal(c0, c2, (size_t)t->n_elem);
+            assert_memory_equal(c0, cr, (size_t)t->n_elem);
+            if (fabsf(s0 - sr) > 1e-3f * sr) fail_msg("%s: scale %g in %s but %g in %s", name, s0, dirs[v], sr, dirs[0]);
+            free(c0);
+            free(c1);
+            free(c2);
+            free(cr);
+        }
+        for (int k = 0; k < 3; k++) bn_gguf_free(g[k]);
+
+        bitnet_model *hf, *m[3];
+        assert_int_equal(bitnet_model_load(dirs[v], NULL, &hf), BITNET_OK);
+        const char *text = "In the beginning God created the heaven and the earth. And the earth was";
+        size_t nt;
+        assert_int_equal(bitnet_tokenize(bitnet_model_tokenizer(hf), text, strlen(text), BITNET_TOKENIZE_ADD_BOS, toks, 12, &nt),
+                         BITNET_ERR_RANGE); /* the first 12 tokens are enough */
+        bitnet_context_params cp;
+        bitnet_context_params_default(&cp);
+        cp.n_ctx = 64;
+        cp.n_threads = 1;
+        bitnet_context *ch, *c[3];
+        assert_int_equal(bitnet_context_init(hf, &cp, &ch), BITNET_OK);
+        assert_int_equal(bitnet_eval(ch, toks, 12, true), BITNET_OK);
+        bitnet_model_info info;
+        assert_int_equal(bitnet_model_info_get(hf, &info), BITNET_OK);
+        for (int k = 0; k < 3; k++) {
+            char out[64];
+            snprintf(out, sizeof out, "tiny%d-%d.gguf", v, k);
+            assert_int_equal(bitnet_model_load(P(out), NULL, &m[k]), BITNET_OK);
+            assert_int_equal(bitnet_context_init(m[k], &cp, &c[k]), BITNET_OK);
+            assert_int_equal(bitnet_eval(c[k], toks, 12, true), BITNET_OK);
+        }
+        for (int i = 0; i < 12; i++) {
+            const float *lh = bitnet_get_logits(ch, i);
+            assert_memory_equal(lh, bitnet_get_logits(c[0], i), (size_t)info.n_vocab * sizeof(float));
+            int best[3] = {0, 0, 0};
+            for (int k = 0; k < 3; k++) {
+                const float *l = bitnet_get_logits(c[k], i);
+                for (int t = 1; t < info.n_vocab; t++)
+                    if (l[t] > l[best[k]]) best[k] = t;
+            }
+            assert_int_equal(best[0], best[1]);
+            assert_int_equal(best[0], best[2]);
+        }
+        for (int k = 0; k < 3; k++) {
+            bitnet_context_free(c[k]);
+            bitnet_model_free(m[k]);
+        }
+        bitnet_context_free(ch);
+        bitnet_model_free(hf);
+    }
+    bn_gguf_free(ref);
+}
+
 /* `test_hf_model --make-model DIR [packed]` writes a synthetic folder for the CLI script test. */
 int main(int argc, char **argv)
 {
@@ -910,6 +1011,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_packed_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_load_and_requant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_llama3_tokenizer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tiny_model, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
