@@ -905,7 +905,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     case R_METRICS: {
         int queued = 0, active = 0, slots = 0;
-        if (s->sched) {
+        if (state != SRV_LOADING && s->sched) { /* sched is set before the state turns READY */
             srv_sched_stats(s->sched, &queued, &active);
             slots = srv_sched_n_slots(s->sched);
         }
