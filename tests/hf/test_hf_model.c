@@ -96,6 +96,7 @@ typedef struct model_opts {
     bool extra_tensor;
     int hidden_in_config;   /* 0: D */
     bool llama_names;       /* no sub-norms (LlamaForCausalLM) */
+    bool untied;            /* a separate lm_head */
 } model_opts;
 
 /* GPT-2's byte-to-unicode map, UTF-8 encoded */
@@ -211,10 +212,10 @@ static void make_model(const char *dir, const model_opts *mo)
              "{\"_name_or_path\":\"synthetic/model\",\"architectures\":[\"%s\"],\"model_type\":\"bitnet\",\"hidden_size\":%d,\"intermediate_size\":%d,"
              "\"num_hidden_layers\":%d,\"num_attention_heads\":%d,\"num_key_value_heads\":%d,\"vocab_size\":%d,"
              "\"max_position_embeddings\":128,\"rms_norm_eps\":1e-05,\"rope_theta\":500000.0,\"hidden_act\":\"%s\","
-             "\"tie_word_embeddings\":true,\"bos_token_id\":260,\"eos_token_id\":261%s}",
+             "\"tie_word_embeddings\":%s,\"bos_token_id\":260,\"eos_token_id\":261%s}",
              mo->arch ? mo->arch : "BitNetForCausalLM", mo->hidden_in_config ? mo->hidden_in_config : D, FF, NL, NH, NKV,
              NV, mo->llama_names || (mo->arch && !strcmp(mo->arch, "BitnetForCausalLM")) ? "silu" : "relu2",
-             mo->config_extra ? mo->config_extra : "");
+             mo->untied ? "false" : "true", mo->config_extra ? mo->config_extra : "");
     snprintf(p, sizeof p, "%s/config.json", dir);
     assert_true(write_text(p, cfg));
     if (!mo->no_tokenizer) write_tokenizer(dir);
@@ -267,6 +268,11 @@ static void make_model(const char *dir, const model_opts *mo)
     float *on = malloc(D * 4);
     for (int j = 0; j < D; j++) on[j] = 1.0f + 0.1f * frand();
     add_entry(&b, "model.norm.weight", "F32", 1, D, 0, on, D * 4);
+    if (mo->untied) {
+        float *head = malloc((size_t)NV * D * sizeof(float));
+        for (int i = 0; i < NV * D; i++) head[i] = frand();
+        add_entry(&b, "lm_head.weight", "F32", 2, NV, D, head, (size_t)NV * D * 4);
+    }
     if (mo->extra_tensor) add_entry(&b, "model.layers.0.mystery.weight", "F32", 1, 4, 0, calloc(4, 4), 16);
 
     if (mo->shards == 2) {
@@ -495,6 +501,33 @@ static void test_embed_types(void **state)
         }
         bn_gguf_free(g);
     }
+}
+
+static void test_untied_head(void **state)
+{
+    (void)state;
+    model_opts mo = {.untied = true}, tied = {0};
+    make_model(P("u"), &mo);
+    make_model(P("t"), &tied);
+    assert_int_equal(convert(P("u"), BN_TYPE_I2_S, BN_TYPE_Q8_0, P("u.gguf")), BN_OK);
+    bn_gguf *g;
+    assert_int_equal(bn_gguf_open(P("u.gguf"), &g), BN_OK);
+    const bn_gguf_tensor *t = bn_gguf_find_tensor(g, "output.weight");
+    assert_non_null(t);
+    assert_int_equal(t->type, BN_TYPE_Q8_0);
+    assert_true(t->ne[0] == D && t->ne[1] == NV);
+    bn_gguf_free(g);
+    bitnet_model *m;
+    assert_int_equal(bitnet_model_load(P("u"), NULL, &m), BITNET_OK);
+    bitnet_model_info info;
+    assert_int_equal(bitnet_model_info_get(m, &info), BITNET_OK);
+    assert_false(info.tied_embeddings);
+    bitnet_model_free(m);
+    /* tie_word_embeddings true: the head is the embedding matrix */
+    assert_int_equal(bitnet_model_load(P("t"), NULL, &m), BITNET_OK);
+    assert_int_equal(bitnet_model_info_get(m, &info), BITNET_OK);
+    assert_true(info.tied_embeddings);
+    bitnet_model_free(m);
 }
 
 static void test_llama_and_bitnet_archs(void **state)
@@ -1007,6 +1040,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_packed_and_sharded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_embed_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_llama_and_bitnet_archs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_untied_head, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_inputs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_packed_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_load_and_requant, setup, teardown),
