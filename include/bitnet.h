@@ -422,7 +422,8 @@ BITNET_API void bitnet_convert_params_default(bitnet_convert_params *p);
  * failure).  input is either
  *   - a Hugging Face folder: config.json (BitNetForCausalLM -> arch "bitnet-b1.58",
  *     BitnetForCausalLM -> "bitnet", LlamaForCausalLM with a BitNet quantization_config ->
- *     "llama"), tokenizer.json (byte-level BPE), optional tokenizer_config.json and
+ *     "llama"), tokenizer.json (byte-level BPE, or SentencePiece-style BPE with byte fallback),
+ *     optional tokenizer_config.json and
  *     generation_config.json, and model.safetensors or a sharded set with
  *     model.safetensors.index.json.  Float master weights are ternarised with absmean; packed
  *     weights (four per byte with weight_scale, as Microsoft's 2B-4T repository) are unpacked.

@@ -460,6 +460,7 @@ typedef struct tok_data {
     size_t n_merges;
     char **owned; /* pad names */
     int32_t n_vocab, n_owned;
+    int32_t unk; /* SentencePiece vocabularies */
 } tok_data;
 
 static void tok_data_free(tok_data *t)
@@ -567,6 +568,28 @@ static bn_status read_tokenizer(const cJSON *tj, long min_vocab, tok_data *t)
     return BN_OK;
 }
 
+/* SentencePiece-style vocabularies: <0xXX> pieces are BYTE tokens, model.unk_token UNKNOWN,
+ * special added tokens (<s>, </s>) CONTROL; merges are implied by scores, which SentencePiece
+ * orders like the ids, so a normal piece scores -id. */
+static void spm_types(const cJSON *tj, tok_data *t)
+{
+    const char *unk = jstr(jget(tj, "model"), "unk_token");
+    t->unk = -1;
+    for (int32_t i = 0; i < t->n_vocab; i++) {
+        const char *s = t->tokens[i];
+        if (t->types[i] == BN_TOKTYPE_NORMAL) {
+            bool byte = strlen(s) == 6 && !strncmp(s, "<0x", 3) && s[5] == '>';
+            t->types[i] = byte ? BN_TOKTYPE_BYTE : BN_TOKTYPE_NORMAL;
+            t->scores[i] = byte ? 0.0f : -(float)i;
+        }
+        if (unk && !strcmp(s, unk)) {
+            t->types[i] = BN_TOKTYPE_UNKNOWN;
+            t->scores[i] = 0;
+            t->unk = i;
+        }
+    }
+}
+
 /* An id from tokenizer_config ("bos_token") or config/generation_config ("bos_token_id"). */
 static int32_t special_id(const tok_data *t, const cJSON *tcfg, const char *tok_key, const cJSON *cfg,
                           const cJSON *gcfg, const char *id_key)
@@ -623,15 +646,18 @@ static bn_status write_keys(bn_hf_conv *c, const char *dir, const cJSON *cfg, co
     const hf_hparams *hp = &c->hp;
     bn_gguf_writer *w = c->w;
     const char *a = hp->arch_name;
-    tok_data t = {0};
+    tok_data t = {.unk = -1};
     const char *pre = NULL;
-    bn_status st = pretok_name(jget(tj, "pre_tokenizer"), &pre);
-    if (!st) {
+    /* BPE with byte fallback is SentencePiece's (Llama-2 style, 1bitLLM): GGUF model "llama" */
+    bool spm = cJSON_IsTrue(jget(jget(tj, "model"), "byte_fallback"));
+    bn_status st = spm ? BN_OK : pretok_name(jget(tj, "pre_tokenizer"), &pre);
+    if (!st && !spm) {
         const cJSON *norm = jget(tj, "normalizer");
         if (norm && !cJSON_IsNull(norm))
             st = bn_error(BN_ERR_UNSUPPORTED, "tokenizer.json: normalizers are not supported (byte-level BPE has none)");
     }
     if (!st) st = read_tokenizer(tj, hp->n_vocab, &t);
+    if (!st && spm) spm_types(tj, &t);
     if (!st && t.n_vocab > hp->n_vocab)
         st = bn_error(BN_ERR_FORMAT, "tokenizer.json has %d tokens but config.json's vocab_size is %ld", t.n_vocab,
                       hp->n_vocab);
@@ -674,14 +700,16 @@ static bn_status write_keys(bn_hf_conv *c, const char *dir, const cJSON *cfg, co
     if (!st) st = set_arch_f32(w, a, "attention.layer_norm_rms_epsilon", (float)hp->eps);
     if (!st) st = set_arch_f32(w, a, "rope.freq_base", (float)hp->theta);
     if (!st) st = bn_gguf_writer_set_u32(w, "general.file_type", bn_file_type_for(c->o.weight_type));
-    if (!st) st = bn_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    if (!st) st = bn_gguf_writer_set_str(w, "tokenizer.ggml.model", spm ? "llama" : "gpt2");
     /* Microsoft's file has no tokenizer.ggml.pre (readers pick Llama-3 splitting for that
      * vocabulary); other vocabularies say which splitting they need */
-    if (!st && !(llama3 && !strcmp(pre, "llama-bpe"))) st = bn_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre);
+    if (!st && pre && !(llama3 && !strcmp(pre, "llama-bpe"))) st = bn_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre);
     if (!st) st = bn_gguf_writer_set_array(w, "tokenizer.ggml.tokens", BN_GGUF_STRING, t.tokens, (uint64_t)t.n_vocab);
     if (!st) st = bn_gguf_writer_set_array(w, "tokenizer.ggml.scores", BN_GGUF_F32, t.scores, (uint64_t)t.n_vocab);
     if (!st) st = bn_gguf_writer_set_array(w, "tokenizer.ggml.token_type", BN_GGUF_I32, t.types, (uint64_t)t.n_vocab);
-    if (!st) st = bn_gguf_writer_set_array(w, "tokenizer.ggml.merges", BN_GGUF_STRING, (const char **)t.merges, t.n_merges);
+    if (!st && !spm)
+        st = bn_gguf_writer_set_array(w, "tokenizer.ggml.merges", BN_GGUF_STRING, (const char **)t.merges, t.n_merges);
+    if (!st && spm && t.unk >= 0) st = bn_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)t.unk);
     if (!st && bos >= 0) st = bn_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
     if (!st && eos >= 0) st = bn_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
     if (!st && pad >= 0) st = bn_gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)pad);

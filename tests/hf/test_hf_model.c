@@ -97,6 +97,7 @@ typedef struct model_opts {
     int hidden_in_config;   /* 0: D */
     bool llama_names;       /* no sub-norms (LlamaForCausalLM) */
     bool untied;            /* a separate lm_head */
+    bool spm;               /* a SentencePiece-style tokenizer.json (byte fallback) */
 } model_opts;
 
 /* GPT-2's byte-to-unicode map, UTF-8 encoded */
@@ -145,6 +146,29 @@ static void write_tokenizer(const char *dir)
     snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
     assert_true(write_text(p, "{\"add_bos_token\":true,\"bos_token\":\"<|begin_of_text|>\",\"eos_token\":{\"content\":"
                               "\"<|end_of_text|>\"},\"chat_template\":\"{% for m in messages %}{{ m.content }}{% endfor %}\"}"));
+}
+
+/* Llama-2 style: <unk> <s> </s>, 256 byte pieces, then "▁t" "he" "▁the" (ids 259..261) */
+static void write_spm_tokenizer(const char *dir)
+{
+    size_t cap = 1 << 16, o = 0;
+    char *j = malloc(cap);
+    o += (size_t)snprintf(j + o, cap - o,
+                          "{\"added_tokens\":[{\"id\":0,\"content\":\"<unk>\",\"special\":true},{\"id\":1,\"content\":"
+                          "\"<s>\",\"special\":true},{\"id\":2,\"content\":\"</s>\",\"special\":true}],"
+                          "\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":"
+                          "\"\xe2\x96\x81\"},{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\xe2\x96\x81\"}]},"
+                          "\"pre_tokenizer\":null,\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,\"unk_token\":"
+                          "\"<unk>\",\"vocab\":{\"<unk>\":0,\"<s>\":1,\"</s>\":2");
+    for (int b = 0; b < 256; b++) o += (size_t)snprintf(j + o, cap - o, ",\"<0x%02X>\":%d", b, 3 + b);
+    o += (size_t)snprintf(j + o, cap - o, ",\"\xe2\x96\x81t\":259,\"he\":260,\"\xe2\x96\x81the\":261},\"merges\":["
+                                          "\"\xe2\x96\x81 t\",\"h e\",\"\xe2\x96\x81t he\"]}}");
+    char p[600];
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    assert_true(write_text(p, j));
+    free(j);
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
+    assert_true(write_text(p, "{\"bos_token\":\"<s>\",\"eos_token\":\"</s>\"}"));
 }
 
 /* The float master weights of every linear tensor, regenerated identically from the seed. */
@@ -218,7 +242,8 @@ static void make_model(const char *dir, const model_opts *mo)
              mo->untied ? "false" : "true", mo->config_extra ? mo->config_extra : "");
     snprintf(p, sizeof p, "%s/config.json", dir);
     assert_true(write_text(p, cfg));
-    if (!mo->no_tokenizer) write_tokenizer(dir);
+    if (mo->spm) write_spm_tokenizer(dir);
+    else if (!mo->no_tokenizer) write_tokenizer(dir);
 
     tbuf b = {.n = 0};
     rng = 7;
@@ -501,6 +526,51 @@ static void test_embed_types(void **state)
         }
         bn_gguf_free(g);
     }
+}
+
+/* A SentencePiece-style tokenizer.json (1bitLLM's kind) becomes a "llama" GGUF vocabulary. */
+static void test_spm_tokenizer(void **state)
+{
+    (void)state;
+    model_opts mo = {.arch = "BitnetForCausalLM", .spm = true};
+    make_model(P("s"), &mo);
+    assert_int_equal(convert(P("s"), BN_TYPE_I2_S, BN_TYPE_F16, P("s.gguf")), BN_OK);
+    bn_gguf *g;
+    assert_int_equal(bn_gguf_open(P("s.gguf"), &g), BN_OK);
+    bn_gguf_str str;
+    assert_int_equal(bn_gguf_get_str(g, "tokenizer.ggml.model", &str), BN_OK);
+    assert_true(str.len == 5 && !memcmp(str.ptr, "llama", 5));
+    assert_null(bn_gguf_get(g, "tokenizer.ggml.merges"));
+    assert_null(bn_gguf_get(g, "tokenizer.ggml.pre"));
+    uint32_t u;
+    assert_int_equal(bn_gguf_get_u32(g, "tokenizer.ggml.unknown_token_id", &u), BN_OK);
+    assert_int_equal(u, 0);
+    assert_int_equal(bn_gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &u), BN_OK);
+    assert_int_equal(u, 1);
+    int32_t tt[NV];
+    memcpy(tt, bn_gguf_arr_data(bn_gguf_get(g, "tokenizer.ggml.token_type")), sizeof tt);
+    assert_int_equal(tt[0], 2);
+    assert_int_equal(tt[1], 3);
+    assert_int_equal(tt[3], 6);
+    assert_int_equal(tt[259], 1);
+    float sc[NV];
+    memcpy(sc, bn_gguf_arr_data(bn_gguf_get(g, "tokenizer.ggml.scores")), sizeof sc);
+    assert_true(sc[259] > sc[260] && sc[260] > sc[261]);
+    bn_gguf_free(g);
+    bitnet_model *m;
+    assert_int_equal(bitnet_model_load(P("s.gguf"), NULL, &m), BITNET_OK);
+    bitnet_token ids[16];
+    size_t n;
+    assert_int_equal(bitnet_tokenize(bitnet_model_tokenizer(m), "the the", 7, BITNET_TOKENIZE_ADD_BOS, ids, 16, &n),
+                     BITNET_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(ids[0], 1);
+    assert_int_equal(ids[1], 261);
+    assert_int_equal(ids[2], 261);
+    /* a byte with no piece falls back to its <0xXX> token */
+    assert_int_equal(bitnet_tokenize(bitnet_model_tokenizer(m), "!", 1, BITNET_TOKENIZE_NO_BOS, ids, 16, &n), BITNET_OK);
+    assert_int_equal(ids[n - 1], 3 + '!');
+    bitnet_model_free(m);
 }
 
 static void test_untied_head(void **state)
@@ -1041,6 +1111,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_embed_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_llama_and_bitnet_archs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_untied_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spm_tokenizer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_inputs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_packed_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_load_and_requant, setup, teardown),
