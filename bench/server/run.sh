@@ -4,13 +4,19 @@
 # time-to-first-token.  Continuous batching should make the concurrent figure a multiple of the
 # single-client one.  Writes bench/out/server.json.
 #
-#   bench/server/run.sh [BITNET] [MODEL]
+#   bench/server/run.sh [BITNET] [MODEL]     (MODEL: the bundled tiny model, else a synthetic 8x1024)
 #   env: PARALLEL (4), CLIENTS (4), REQUESTS (4 per client), MAX_TOKENS (128), THREADS (0: default)
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bitnet=${1:-$root/build/tools/bitnet/bitnet}
 model=${2:-$root/models/bitnet-kjv-tiny.gguf}
-[ -f "$model" ] || model=$root/tests/data/reference/V1/model.gguf
+if [ ! -f "$model" ]; then
+  # no bundled model yet: a synthetic one big enough (24 MB) that reading the weights matters,
+  # which is what batching saves
+  model=$root/bench/out/synth-8x1024.gguf
+  mkdir -p "$root/bench/out"
+  [ -f "$model" ] || "$bitnet" gen-model -o "$model" --shape 8x1024 >/dev/null
+fi
 parallel=${PARALLEL:-4} clients=${CLIENTS:-4} requests=${REQUESTS:-4} max_tokens=${MAX_TOKENS:-128}
 threads=${THREADS:-0}
 command -v node >/dev/null || { echo "bench/server: node is needed"; exit 1; }
