@@ -10,9 +10,12 @@
 #include "common/error.h"
 #include "common/mem.h"
 
-/* Workers spin briefly on the generation counter (a matmul is often only tens of microseconds,
- * so sleeping between ops would dominate), then fall back to a condition variable. */
-#define BN_SPIN_ITERS 20000
+/* Waiting threads spin briefly on the generation counter (a matmul is often only tens of
+ * microseconds, so sleeping between ops would dominate), then yield the CPU for a while (when the
+ * machine is oversubscribed, the thread being waited for may need this core), then sleep on a
+ * condition variable. */
+#define BN_SPIN_ITERS 2048
+#define BN_YIELD_ITERS 256
 
 struct bn_threadpool {
     int n;
@@ -53,6 +56,10 @@ static void *worker_main(void *p)
         while (atomic_load_explicit(&tp->generation, memory_order_acquire) == seen && !atomic_load(&tp->stop)) {
             if (++spins < BN_SPIN_ITERS) {
                 cpu_relax();
+                continue;
+            }
+            if (spins < BN_SPIN_ITERS + BN_YIELD_ITERS) {
+                sched_yield();
                 continue;
             }
             pthread_mutex_lock(&tp->mu);
@@ -150,6 +157,10 @@ void bn_threadpool_run(bn_threadpool *tp, bn_task_fn fn, void *arg)
     while (atomic_load_explicit(&tp->pending, memory_order_acquire) > 0) {
         if (++spins < BN_SPIN_ITERS) {
             cpu_relax();
+            continue;
+        }
+        if (spins < BN_SPIN_ITERS + BN_YIELD_ITERS) {
+            sched_yield();
             continue;
         }
         pthread_mutex_lock(&tp->mu);
