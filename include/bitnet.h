@@ -283,6 +283,10 @@ typedef struct bitnet_context_params {
     int n_threads;  /* 0 = the number of physical cores */
     int n_batch;    /* most tokens evaluated per forward pass (default 512) */
     bitnet_kv_type kv_type;
+    bool match_reference; /* false (default): logits do not depend on how tokens are split into
+                             passes, so a cached prefix gives the same results as re-evaluating it.
+                             true: reproduce bitnet.cpp bit for bit, which rounds attention weights
+                             to f16 only when it evaluates one token per pass. */
 } bitnet_context_params;
 
 BITNET_API void bitnet_context_params_default(bitnet_context_params *p);

@@ -166,7 +166,7 @@ bitnet_status bitnet_context_init(bitnet_model *m, const bitnet_context_params *
     bitnet_context *c = bn_calloc(1, sizeof *c);
     if (!c) return BITNET_ERR_NOMEM;
     bn_ctx_params cp = {.n_ctx = params->n_ctx, .n_threads = params->n_threads, .n_batch = params->n_batch,
-                        .kv_f32 = params->kv_type == BITNET_KV_F32};
+                        .kv_f32 = params->kv_type == BITNET_KV_F32, .match_reference = params->match_reference};
     bn_status st = bn_ctx_init(m->m, &cp, &c->ctx);
     if (st != BN_OK) {
         bn_free(c);

@@ -13,6 +13,7 @@ struct bn_ctx {
     bn_threadpool *pool;
     int n_ctx, n_batch, pos;
     bool kv_f32;
+    bool match_reference; /* reproduce bitnet.cpp's single-token rounding (see attn_worker) */
     void *k_cache, *v_cache; /* [n_layer][n_ctx][kv_dim], f16 or f32 */
     size_t kv_elem;          /* bytes per cached value */
 
@@ -56,6 +57,7 @@ bn_status bn_ctx_init(const bn_model *m, const bn_ctx_params *p, bn_ctx **out)
     c->n_ctx = n_ctx;
     c->n_batch = n_batch;
     c->kv_f32 = p->kv_f32;
+    c->match_reference = p->match_reference;
     c->kv_elem = p->kv_f32 ? 4 : 2;
     bn_act_init(&c->act);
     bn_status st = bn_threadpool_init(&c->pool, n_threads);
@@ -153,9 +155,10 @@ typedef struct {
 } attn_task;
 
 /* One (token, head) pair per work item: scores against every cached position up to its own,
- * softmax, then the weighted sum of values.  Numerics follow the reference: Q rounded to f16
- * (its dot with the f16 keys is an f16 product), probabilities rounded to f16 when one token is
- * evaluated (the batch path keeps them f32). */
+ * softmax, then the weighted sum of values.  Q is rounded to f16 as the reference does (its dot
+ * with the f16 keys is an f16 product).  The reference also rounds the probabilities to f16 when
+ * it evaluates one token per pass but not in a batch; we do that only with match_reference,
+ * because it makes results depend on how tokens are split into passes. */
 static void attn_worker(void *arg, int ith, int nth)
 {
     attn_task *t = arg;
@@ -183,7 +186,7 @@ static void attn_worker(void *arg, int ith, int nth)
                                   : bn_dot_f16_f32((const uint16_t *)sc->k_cache + off, qh, hd);
         }
         bn_softmax(scores, p + 1, scale);
-        if (t->decode && !c->kv_f32) bn_round_f16(scores, p + 1);
+        if (t->decode && c->match_reference && !c->kv_f32) bn_round_f16(scores, p + 1);
         memset(o, 0, (size_t)hd * sizeof(float));
         for (int j = 0; j <= p; j++) {
             size_t off = layer_off + (size_t)j * kvd + (size_t)kvh * hd;

@@ -23,6 +23,8 @@ typedef struct bn_ctx_params {
     int n_threads; /* 0 = physical cores */
     int n_batch;   /* tokens per forward pass; 0 = 512 */
     bool kv_f32;   /* F32 K/V cache instead of F16 */
+    bool match_reference; /* round attention weights to f16 in single-token passes as bitnet.cpp
+                             does; otherwise results do not depend on how tokens are batched */
 } bn_ctx_params;
 
 typedef struct bn_ctx bn_ctx;

@@ -27,7 +27,7 @@ check "stop string ends generation and is not printed" "[ \"\$(cat '$TMP/stop.tx
 # 3. eval: bitnet.cpp's greedy continuation of the reference I2_S model (8-token batch, then steps)
 prompt=$(python3 -c "import json; print(' '.join(map(str, json.load(open('$DATA/reference/V1/case.json'))['greedy_prompt'])))")
 expect=$(python3 -c "import json; print(' '.join(map(str, json.load(open('$DATA/reference/V1/case.json'))['greedy_ids'])))")
-got=$("$BITNET" eval -m "$DATA/reference/V1/model.gguf" --tokens "$prompt" --greedy 32 2>&1)
+got=$("$BITNET" eval -m "$DATA/reference/V1/model.gguf" --tokens "$prompt" --greedy 32 --match-reference 2>&1)
 check "eval --greedy reproduces bitnet.cpp's 32 ids" "[ \"$got\" = \"$expect\" ]"
 tokens=$(python3 -c "import json; print(' '.join(map(str, json.load(open('$DATA/reference/V1/case.json'))['tokens'])))")
 "$BITNET" eval -m "$DATA/reference/V1/model.gguf" --tokens "$tokens" --logits-out "$TMP/l.f32"

@@ -197,7 +197,7 @@ static void test_reference_greedy(void **state)
     bn_ctx *c;
     assert_ok(bn_gguf_open(path, &g));
     assert_ok(bn_model_init_gguf(g, &m));
-    bn_ctx_params cp = {.n_ctx = 64, .n_threads = 2};
+    bn_ctx_params cp = {.n_ctx = 64, .n_threads = 2, .match_reference = true};
     assert_ok(bn_ctx_init(m, &cp, &c));
     assert_ok(bn_ctx_eval(c, prompt, np, false));
     int agree = 0, first_diff = -1;
@@ -313,6 +313,34 @@ static void test_batch_vs_incremental(void **state)
     bn_model_free(m);
 }
 
+/* By default, logits do not depend on how tokens are split into passes: a whole batch, a batch
+ * then single steps, and single steps all give the same bits (so a cached prefix is reusable). */
+static void test_split_independent(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/reference/V1/model.gguf", BITNET_TEST_DATA);
+    bn_gguf *g;
+    bn_model *m;
+    assert_ok(bn_gguf_open(path, &g));
+    assert_ok(bn_model_init_gguf(g, &m));
+    const int32_t toks[12] = {510, 5, 77, 300, 12, 9, 400, 401, 3, 250, 251, 100};
+    const int splits[3][12] = {{12}, {11, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}};
+    float last[3][512];
+    for (int s = 0; s < 3; s++) {
+        bn_ctx_params cp = {.n_ctx = 16, .n_threads = 2};
+        bn_ctx *c;
+        assert_ok(bn_ctx_init(m, &cp, &c));
+        for (int i = 0, done = 0; done < 12; done += splits[s][i], i++)
+            assert_ok(bn_ctx_eval(c, toks + done, splits[s][i], false));
+        memcpy(last[s], bn_ctx_logits(c, -1), sizeof last[s]);
+        bn_ctx_free(c);
+    }
+    assert_memory_equal(last[0], last[1], sizeof last[0]);
+    assert_memory_equal(last[0], last[2], sizeof last[0]);
+    bn_model_free(m);
+}
+
 /* Continuous batching: one pass over several sequences gives each the logits it would get alone. */
 static void test_eval_multi(void **state)
 {
@@ -372,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_context_overflow_and_bad_tokens),
         cmocka_unit_test(test_batch_vs_incremental),
         cmocka_unit_test(test_eval_multi),
+        cmocka_unit_test(test_split_independent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,8 @@ static void eval_usage(FILE *f)
                "  -b, --batch N         tokens per forward pass (default: all at once, up to 512)\n"
                "      --kv f16|f32      KV cache precision (default f16)\n"
                "      --head q8_0       requantise the output head to Q8_0 at load\n"
+               "      --match-reference reproduce bitnet.cpp bit for bit (f16 attention weights in\n"
+               "                        single-token passes; results then depend on the batching)\n"
                "  -h, --help            this help\n");
 }
 
@@ -61,11 +63,16 @@ int cmd_eval(int argc, char **argv)
     bitnet_kv_type kv = BITNET_KV_F16;
     bitnet_model_params mp;
     bitnet_model_params_default(&mp);
+    bool match_reference = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             eval_usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--match-reference")) {
+            match_reference = true;
+            continue;
         }
         if (!v) {
             fprintf(stderr, "bitnet: unknown option or missing value: '%s' (see --help)\n", a);
@@ -119,6 +126,7 @@ int cmd_eval(int argc, char **argv)
     bitnet_context_params_default(&cp);
     cp.n_threads = (int)threads;
     cp.kv_type = kv;
+    cp.match_reference = match_reference;
     cp.n_batch = batch ? (int)batch : (n > 512 ? 512 : n);
     if (greedy > 0 || n > 4096) cp.n_ctx = n + (int)(greedy > 0 ? greedy : 0);
     if (bitnet_model_load(model, &mp, &m) != BITNET_OK) {
