@@ -30,8 +30,8 @@ static void usage(FILE *f)
             "      --api-key KEY     require 'Authorization: Bearer KEY' (also $BITNET_API_KEY)\n"
             "      --alias NAME      the model's name in responses (default: the file name)\n"
             "      --chat-template NAME  bitnet, llama3 or chatml (default: the model's)\n"
-            "      --cache-prompt    reuse the prompt prefix a slot already holds (faster multi-turn chat;\n"
-            "                        results then differ slightly from a fresh evaluation, see docs/server.md)\n");
+            "      --no-cache-prompt re-evaluate every prompt instead of reusing the prefix a slot already\n"
+            "                        holds (the cache is on by default; results are the same either way)\n");
 }
 
 static const char *base_name(const char *path)
@@ -51,7 +51,7 @@ int cmd_serve(int argc, char **argv)
         .n_parallel = 1,
         .max_queue = 64,
         .timeout_s = 600,
-        .cache_prompt = false,
+        .cache_prompt = true,
     };
     cfg.api_key = getenv("BITNET_API_KEY");
     if (cfg.api_key && !*cfg.api_key) cfg.api_key = NULL;
