@@ -1016,12 +1016,42 @@ static int tiny_dirs(char dirs[4][600])
     return n;
 }
 
+/* A folder holding model-packed.safetensors beside model.safetensors (the tiny model ships both
+ * forms) also yields a folder whose model.safetensors is the packed file, made of symlinks. */
+static void add_packed_variant(char dirs[4][600], int *n)
+{
+    int n0 = *n;
+    for (int v = 0; v < n0 && *n < 4; v++) {
+        char src[700], dst[700];
+        struct stat sb;
+        snprintf(src, sizeof src, "%s/model-packed.safetensors", dirs[v]);
+        if (stat(src, &sb) != 0) continue;
+        char *dir = dirs[*n];
+        snprintf(dir, 600, "%s/packed%d", tmpdir, v);
+        mkdir(dir, 0755);
+        static const char *files[] = {"config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"};
+        for (int k = 0; k < 4; k++) {
+            snprintf(src, sizeof src, "%s/%s", dirs[v], files[k]);
+            snprintf(dst, sizeof dst, "%s/%s", dir, files[k]);
+            if (stat(src, &sb) == 0) assert_int_equal(symlink(src, dst), 0);
+        }
+        snprintf(src, sizeof src, "%s/model-packed.safetensors", dirs[v]);
+        snprintf(dst, sizeof dst, "%s/model.safetensors", dir);
+        assert_int_equal(symlink(src, dst), 0);
+        (*n)++;
+    }
+}
+
 static void test_tiny_model(void **state)
 {
     (void)state;
     char dirs[4][600];
     int n = tiny_dirs(dirs);
     if (n == 0) skip();
+    add_packed_variant(dirs, &n);
+    /* the GGUF file exported beside it (by the training scripts) holds the same ternary values */
+    bn_gguf *shipped = NULL;
+    if (bn_gguf_open(BITNET_SOURCE_DIR "/models/bitnet-kjv-tiny.gguf", &shipped) != BN_OK) shipped = NULL;
     const uint32_t types[3] = {BN_TYPE_I2_S, BN_TYPE_TQ1_0, BN_TYPE_TQ2_0};
     bn_gguf *ref = NULL;
     bitnet_token toks[12] = {0};
@@ -1045,7 +1075,15 @@ static void test_tiny_model(void **state)
             assert_memory_equal(c0, c1, (size_t)t->n_elem);
             assert_memory_equal(c0, c2, (size_t)t->n_elem);
             assert_memory_equal(c0, cr, (size_t)t->n_elem);
-            if (fabsf(s0 - sr) > 1e-3f * sr) fail_msg("%s: scale %g in %s but %g in %s", name, s0, dirs[v], sr, dirs[0]);
+            if (s0 != sr) fail_msg("%s: scale %.9g in %s but %.9g in %s", name, s0, dirs[v], sr, dirs[0]);
+            if (shipped) {
+                float ss;
+                int8_t *cs = codes_of(shipped, name, &ss);
+                assert_memory_equal(c0, cs, (size_t)t->n_elem);
+                /* absmean's scale there, its float round trip 1/(1/scale) here: one ulp at most */
+                if (fabsf(s0 - ss) > 2e-7f * ss) fail_msg("%s: scale %.9g but %.9g in the shipped GGUF", name, s0, ss);
+                free(cs);
+            }
             free(c0);
             free(c1);
             free(c2);
@@ -1095,6 +1133,7 @@ static void test_tiny_model(void **state)
         bitnet_model_free(hf);
     }
     bn_gguf_free(ref);
+    bn_gguf_free(shipped);
 }
 
 /* `test_hf_model --make-model DIR [packed]` writes a synthetic folder for the CLI script test. */
