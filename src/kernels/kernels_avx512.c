@@ -53,8 +53,11 @@ BN_AI void i2s_row(const uint8_t *row, int64_t nblk, const int8_t *q0, int64_t K
         for (int j = 0; j < NA; j++) acc[t][j] = _mm512_setzero_si512();
     int64_t b = 0;
     for (; b + 2 <= nblk; b += 2) {
-        __m512i w0 = _mm512_broadcast_i64x4(loadu256(row + 32 * b));
-        __m512i w1 = _mm512_broadcast_i64x4(loadu256(row + 32 * b + 32));
+        /* Without a software prefetch this loop streams from memory at about half the speed of
+         * the AVX2 one on Zen 4 (measured); 256 bytes ahead brings it level. */
+        _mm_prefetch((const char *)row + 32 * b + 256, _MM_HINT_T0);
+        __m512i w01 = loadu512(row + 32 * b);
+        __m512i w0 = _mm512_shuffle_i64x2(w01, w01, 0x44), w1 = _mm512_shuffle_i64x2(w01, w01, 0xee);
         __m512i c0 = _mm512_and_si512(_mm512_srlv_epi64(w0, sh01), m3);
         __m512i c1 = _mm512_and_si512(_mm512_srlv_epi64(w0, sh23), m3);
         __m512i c2 = _mm512_and_si512(_mm512_srlv_epi64(w1, sh01), m3);
