@@ -216,7 +216,7 @@ static void add_entry(tbuf *b, const char *name, const char *dtype, int nd, int6
                       size_t nbytes)
 {
     int i = b->n++;
-    snprintf(b->names[i], sizeof b->names[i], "%s", name);
+    snprintf(b->names[i], sizeof b->names[i], "%.127s", name);
     b->e[i] = (st_entry){b->names[i], dtype, nd, {s0, s1}, data, nbytes};
     b->mem[i] = data;
 }
@@ -270,7 +270,7 @@ static void make_model(const char *dir, const model_opts *mo)
             float *ws = malloc(4);
             *ws = 1.0f / s;
             char sn[160];
-            snprintf(sn, sizeof sn, "%s_scale", L[k].name);
+            snprintf(sn, sizeof sn, "%.127s_scale", L[k].name);
             add_entry(&b, sn, "F32", 1, 1, 0, ws, 4);
             free(t);
         }
@@ -1022,12 +1022,12 @@ static void add_packed_variant(char dirs[4][600], int *n)
 {
     int n0 = *n;
     for (int v = 0; v < n0 && *n < 4; v++) {
-        char src[700], dst[700];
+        char src[4096], dst[4096]; /* ample: the compiler cannot bound dirs[v] */
         struct stat sb;
         snprintf(src, sizeof src, "%s/model-packed.safetensors", dirs[v]);
         if (stat(src, &sb) != 0) continue;
         char *dir = dirs[*n];
-        snprintf(dir, 600, "%s/packed%d", tmpdir, v);
+        snprintf(dir, 600, "%.500s/packed%d", tmpdir, v);
         mkdir(dir, 0755);
         static const char *files[] = {"config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"};
         for (int k = 0; k < 4; k++) {
