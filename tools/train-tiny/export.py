@@ -11,8 +11,9 @@ Writes
 
 Every export is derived from the bf16-rounded master weights, so converting
 model.safetensors with any absmean converter gives the same ternary codes as the GGUF.
-Ternarization is BitNet's preprocessing in fp32: scale = mean|W| (summed in double),
-s = 1/scale, code = clamp(round_half_even(W·s), −1, 1).
+Ternarization is BitNet's preprocessing in fp32: mean = mean|W| (summed in double),
+s = 1/mean, code = clamp(round_half_even(W·s), −1, 1), I2_S scale = 1/s (the magnitude of
+the fake-quantized fp32 weights that bitnet.cpp's quantizer reads; = mean up to an ulp).
 """
 import argparse
 import json
@@ -45,12 +46,16 @@ def bf16_round(t):
 
 
 def ternarize(w):
-    """w: float32 [out, in] -> (int8 codes in {-1,0,1}, float32 scale)."""
-    mean = np.float32(np.abs(w.astype(np.float64)).sum() / w.size)
+    """w: float32 [out, in] -> (int8 codes in {-1,0,1}, I2_S scale, HF weight_scale s)."""
+    # sequential double sum (np.cumsum), not numpy's pairwise sum, so the float32 mean is the
+    # one a straightforward C loop gets (our converter's bn_ternarize_absmean)
+    mean = np.float32(np.cumsum(np.abs(w.astype(np.float64)).reshape(-1))[-1] / w.size)
     scale = max(mean, np.float32(1e-5))
     s = np.float32(1.0) / scale
     q = np.rint(np.clip(w * s, np.float32(-2), np.float32(2)))
-    return np.clip(q, -1, 1).astype(np.int8), np.float32(scale)
+    # bitnet.cpp's pipeline stores the fake-quantized weights code·(1/s) in fp32 and takes
+    # their magnitude as the I2_S scale: 1/(1/mean), which can differ from mean by an ulp
+    return np.clip(q, -1, 1).astype(np.int8), np.float32(1.0) / s, s
 
 
 def pack_hf(codes):
@@ -124,12 +129,12 @@ def export(work, models):
     packed = []
     for n in order:
         if n in quant:
-            codes, scale = quant[n]
+            codes, scale, s = quant[n]
             packed.append((n, "U8", None, pack_hf(codes)))
             # HF semantics (transformers integrations/bitnet.py): y = x_q·W_codes / (x_scale·weight_scale),
-            # so weight_scale = 1/mean|W|.  Stored F32 (Microsoft's file uses bf16) so that
-            # 1/weight_scale gives back the GGUF scale to within one float32 ulp.
-            ws = np.array([np.float32(1.0) / scale], dtype=np.float32)
+            # so weight_scale = s = 1/mean|W|.  Stored F32 (Microsoft's file uses bf16) so that
+            # 1/weight_scale is exactly the GGUF's scale.
+            ws = np.array([s], dtype=np.float32)
             packed.append((n[:-len(".weight")] + ".weight_scale", "F32", None, ws))
         else:
             packed.append((n, "BF16", None, bf[n]))
@@ -240,7 +245,7 @@ def export(work, models):
         return vals[n].astype(np.float32).tobytes()
 
     def i2s(n):
-        codes, scale = quant[n]
+        codes, scale, _ = quant[n]
         return G.i2s_pack((codes.reshape(-1) + 1).astype(np.uint8), float(scale))
 
     emb = vals["model.embed_tokens.weight"]
@@ -315,7 +320,7 @@ def verify(gguf_path, hf_dir):
         assert un.shape[0] == 4 * R and np.array_equal(un, vals), n
         s0, s1 = hdr[hfn[:-len(".weight")] + ".weight_scale"]["data_offsets"]
         ws = np.frombuffer(data[s0:s1], dtype=np.float32)[0]
-        assert abs(1.0 / ws - scale) <= 1e-6 * scale, (n, 1.0 / ws, scale)
+        assert np.float32(1.0) / ws == np.float32(scale), (n, 1.0 / ws, scale)
     size = os.path.getsize(gguf_path)
     assert size < 8 * 1024 * 1024, size
     return size

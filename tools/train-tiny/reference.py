@@ -177,8 +177,10 @@ def log_softmax(z):
 
 
 def perplexity(model, ids, ctx):
-    """llama.cpp's perplexity: non-overlapping chunks of ctx tokens, the first replaced by BOS,
-    scoring the predictions of tokens ctx/2+1 .. ctx-1 of each chunk (the second half)."""
+    """llama.cpp's perplexity: the text is tokenized with BOS in front, cut into non-overlapping
+    chunks of ctx tokens, each chunk's first token replaced by BOS, and the predictions of tokens
+    ctx/2+1 .. ctx-1 of each chunk (the second half) are scored."""
+    ids = [model.bos] + list(ids)
     n_chunks = len(ids) // ctx
     nll, count = 0.0, 0
     for c in range(n_chunks):
@@ -209,7 +211,7 @@ TEST_TEXTS = {
     "revelation": "And I saw a new heaven and a new earth: for the first heaven and the first earth "
                   "were passed away; and there was no more sea.",
 }
-GREEDY_PROMPT = "In the beginning"
+GREEDY_PROMPT = "The LORD is my shepherd"
 
 
 def make_testdata(model, tok, model_path, out):
