@@ -112,6 +112,12 @@ bn_status bn_atomic_file_open(bn_atomic_file *af, const char *path)
     }
     snprintf(af->tmp_path, n + 16, "%s.tmp.XXXXXX", path);
     af->fd = mkstemp(af->tmp_path);
+    if (af->fd >= 0) {
+        /* mkstemp makes 0600; the final file gets the usual 0666 less the umask */
+        mode_t um = umask(0);
+        umask(um);
+        (void)fchmod(af->fd, 0666 & ~um);
+    }
     if (af->fd < 0) {
         int e = errno;
         bn_free(af->tmp_path);

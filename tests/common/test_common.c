@@ -97,6 +97,9 @@ static void test_atomic_file(void **state)
     assert_int_equal(bn_atomic_file_commit(&af), BN_OK);
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_size, 5);
+    mode_t um = umask(022);
+    umask(um);
+    assert_int_equal(st.st_mode & 0777, 0666 & ~um); /* not mkstemp's 0600 */
     /* abort leaves the old file untouched and no temp file behind */
     assert_int_equal(bn_atomic_file_open(&af, path), BN_OK);
     assert_int_equal(bn_atomic_file_write(&af, "xx", 2), BN_OK);

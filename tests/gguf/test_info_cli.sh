@@ -80,7 +80,10 @@ assert d["metadata"]["tokenizer.ggml.tokens"] == {"array_of": "string", "n": 512
 fi
 
 # usage
-run; [ "$rc" = 2 ] || fail "no file: exit $rc"
+# no file: the bundled model, found beside the executable's source tree
+run; [ "$rc" = 0 ] || fail "no file (bundled model): exit $rc"
+expect_in "bundled model" "$out" "bundled model found at"
+expect_in "bundled model" "$out" "bitnet-kjv-tiny.gguf"
 run --nope x; [ "$rc" = 2 ] || fail "bad option: exit $rc"
 run --help; [ "$rc" = 0 ] && expect_in help "$out" "--tensors"
 run --system; [ "$rc" = 0 ] || fail "--system: exit $rc"

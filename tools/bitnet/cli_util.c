@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,6 +108,11 @@ bool cli_write_file_atomic(const char *path, const void *data, size_t len)
     if (!tmp) return false;
     snprintf(tmp, n, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp);
+    if (fd >= 0) { /* mkstemp makes 0600; give the file the usual mode */
+        mode_t um = umask(0);
+        umask(um);
+        (void)fchmod(fd, 0666 & ~um);
+    }
     if (fd < 0) {
         fprintf(stderr, "bitnet: cannot create a file beside '%s': %s\n", path, strerror(errno));
         free(tmp);
