@@ -31,6 +31,7 @@ static void usage(FILE *f)
             "  -c, --ctx N        tokens per chunk (default 512)\n"
             "  -b, --batch N      tokens per forward pass (default 512)\n"
             "  -t, --threads N    threads (default: physical cores)\n"
+            "      --head q8_0    requantise the output head to Q8_0 at load (to measure its cost)\n"
             "  -h, --help         show this help\n");
 }
 
@@ -38,6 +39,8 @@ int cmd_perplexity(int argc, char **argv)
 {
     const char *model_path = NULL, *text_path = NULL;
     long n_ctx = 512, n_batch = 512, n_threads = 0;
+    bitnet_model_params mp;
+    bitnet_model_params_default(&mp);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -46,7 +49,7 @@ int cmd_perplexity(int argc, char **argv)
         }
         bool known = !strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-f") || !strcmp(a, "--file") ||
                      !strcmp(a, "-c") || !strcmp(a, "--ctx") || !strcmp(a, "-b") || !strcmp(a, "--batch") ||
-                     !strcmp(a, "-t") || !strcmp(a, "--threads");
+                     !strcmp(a, "-t") || !strcmp(a, "--threads") || !strcmp(a, "--head");
         if (!known) {
             fprintf(stderr, "bitnet: perplexity: unknown option '%s'\n", a);
             usage(stderr);
@@ -63,6 +66,8 @@ int cmd_perplexity(int argc, char **argv)
             if (!cli_parse_int(a, v, 4, 1 << 20, &n_ctx)) return 2;
         } else if (!strcmp(a, "-b") || !strcmp(a, "--batch")) {
             if (!cli_parse_int(a, v, 1, 1 << 20, &n_batch)) return 2;
+        } else if (!strcmp(a, "--head")) {
+            if (!cli_parse_head(v, &mp.head_type)) return 2;
         } else if (!cli_parse_int(a, v, 0, 1024, &n_threads)) {
             return 2;
         }
@@ -77,7 +82,7 @@ int cmd_perplexity(int argc, char **argv)
     char *text = cli_read_file(text_path, &len);
     if (!text) return 1;
     bitnet_model *m;
-    if (bitnet_model_load(model_path, NULL, &m) != BITNET_OK) {
+    if (bitnet_model_load(model_path, &mp, &m) != BITNET_OK) {
         free(text);
         return cli_fail(model_path);
     }
