@@ -23,6 +23,9 @@
 
 #define BN_GGUF_MAX_DIMS 4
 #define BN_GGUF_DEFAULT_ALIGNMENT 32
+/* Most bytes of per-key, per-tensor and per-nested-array bookkeeping a reader may hold (besides one
+ * 8-byte offset per string-array element, which the file pays 8 bytes for). */
+#define BN_GGUF_BOOKKEEPING_LIMIT ((size_t)256 << 20)
 
 /* Value types, numbered as in the GGUF specification. */
 typedef enum bn_gguf_vtype {

@@ -544,6 +544,20 @@ static bn_status parse(bn_gguf *g, unsigned flags)
                     (unsigned long long)n_tensors, remaining(&p));
     }
 
+    /* Per-key, per-tensor and per-nested-array bookkeeping is bounded by a fixed budget as well as
+     * by the file size, so no file makes us hold more than its own size (string offsets) plus
+     * BN_GGUF_BOOKKEEPING_LIMIT.  Real models need a few hundred KiB. */
+    {
+        size_t per_kv = sizeof *g->kvs + sizeof *g->kv_order, per_t = sizeof *g->tensors + sizeof *g->t_order;
+        double need = (double)n_kv * (double)per_kv + (double)n_tensors * (double)per_t +
+                      (double)n_nodes * (double)sizeof *g->nodes;
+        if (need > (double)BN_GGUF_BOOKKEEPING_LIMIT)
+            return fail_st(&p, BN_ERR_UNSUPPORTED, 8,
+                           "%llu keys, %llu tensors and %zu nested arrays need %.0f MiB of bookkeeping, more than "
+                           "the %d MiB limit",
+                           (unsigned long long)n_kv, (unsigned long long)n_tensors, n_nodes, need / 1048576.0,
+                           (int)(BN_GGUF_BOOKKEEPING_LIMIT >> 20));
+    }
     g->kvs = heap_alloc(g, (size_t)n_kv, sizeof *g->kvs);
     g->kv_order = heap_alloc(g, (size_t)n_kv, sizeof *g->kv_order);
     g->nodes = heap_alloc(g, n_nodes, sizeof *g->nodes);

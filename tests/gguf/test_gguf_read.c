@@ -776,6 +776,38 @@ static void test_heap_bound(void **state)
     gb_free(&b);
 }
 
+/* Beyond the file's own size, bookkeeping is capped: millions of tiny keys are refused before
+ * anything is allocated for them (5.5 million one-byte keys: an 83 MB file). */
+static void test_bookkeeping_limit(void **state)
+{
+    (void)state;
+    const uint64_t n = 5500000;
+    const size_t one = 8 + 2 + 4 + 1; /* key length, key "ab", type, u8 value */
+    size_t size = 24 + (size_t)n * one;
+    uint8_t *buf = malloc(size);
+    assert_non_null(buf);
+    gb b = {0};
+    gb_header(&b, 3, 0, n);
+    memcpy(buf, b.p, 24);
+    gb_free(&b);
+    for (uint64_t i = 0; i < n; i++) {
+        uint8_t *q = buf + 24 + i * one;
+        memset(q, 0, 8);
+        q[0] = 2;
+        q[8] = 'a';
+        q[9] = 'b';
+        memset(q + 10, 0, 4); /* type 0: u8 */
+        q[14] = 7;
+    }
+    bn_gguf *g = NULL;
+    bn_status st = bn_gguf_open_memory(buf, size, &g);
+    if (st != BN_ERR_UNSUPPORTED) print_error("%s\n", bn_last_error());
+    assert_int_equal(st, BN_ERR_UNSUPPORTED);
+    assert_null(g);
+    assert_non_null(strstr(bn_last_error(), "MiB limit"));
+    free(buf);
+}
+
 static void test_open_errors(void **state)
 {
     (void)state;
@@ -811,6 +843,7 @@ int main(void)
         cmocka_unit_test(test_bad_tensors),
         cmocka_unit_test(test_unsized_types),
         cmocka_unit_test(test_heap_bound),
+        cmocka_unit_test(test_bookkeeping_limit),
         cmocka_unit_test(test_open_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
