@@ -273,6 +273,99 @@ static void quant_tq1_0(const float *x, int64_t n, uint8_t *dst)
     }
 }
 
+/* Q6_K sub-block scale (16 elements, codes in [-32, 31]) by least squares: for a few candidate
+ * inverse scales around the one that maps the signed absmax to -32, round to codes L and take the
+ * scale sum(x*L)/sum(L*L) of the candidate whose fit sum(x*L)^2/sum(L*L) is largest (the squared
+ * error is sum(x^2) minus that).  Candidate 0 comes first, so exact grids are reproduced. */
+static float q6_K_sub_scale(const float *x)
+{
+    float amax = 0.0f, max = 0.0f;
+    for (int i = 0; i < 16; i++)
+        if (fabsf(x[i]) > amax) {
+            amax = fabsf(x[i]);
+            max = x[i];
+        }
+    if (amax == 0.0f) return 0.0f;
+    float best_scale = -max / 32.0f, best_fit = -1.0f;
+    for (int k = 0; k <= 20; k++) {
+        int step = k == 0 ? 0 : (k & 1 ? (k + 1) / 2 : -(k / 2)); /* 0, 1, -1, 2, -2, ... */
+        float iscale = -(32.0f + 0.1f * (float)step) / max;
+        float sumlx = 0.0f, suml2 = 0.0f;
+        for (int i = 0; i < 16; i++) {
+            int l = nearest_int(fminf(fmaxf(iscale * x[i], -32.0f), 31.0f));
+            sumlx += x[i] * (float)l;
+            suml2 += (float)(l * l);
+        }
+        if (suml2 <= 0.0f) continue;
+        float fit = sumlx * sumlx / suml2;
+        if (fit > best_fit) {
+            best_fit = fit;
+            best_scale = sumlx / suml2;
+        }
+    }
+    return best_scale;
+}
+
+/* One Q6_K block (the exact inverse of dequant_q6_K_block): element i has scale index i/16 and a
+ * 6-bit code c = q + 32 whose low 4 bits sit in ql and high 2 bits in qh, in the interleaved
+ * order the decoder reads.  The 16 sub-block scales are stored as int8 against the block scale
+ * d = max_scale/128 (fp16); the codes are then chosen against the scales as stored. */
+static bn_status quant_q6_K_block(const float *x, uint8_t *blk)
+{
+    float scales[16], max_scale = 0.0f, amax_scale = 0.0f;
+    for (int i = 0; i < 256; i++)
+        if (!isfinite(x[i])) return bn_error(BN_ERR_RANGE, "quantize Q6_K: element %d is not finite", i);
+    for (int j = 0; j < 16; j++) {
+        scales[j] = q6_K_sub_scale(x + 16 * j);
+        if (fabsf(scales[j]) > amax_scale) {
+            amax_scale = fabsf(scales[j]);
+            max_scale = scales[j];
+        }
+    }
+    memset(blk, 0, 210);
+    float d = 0.0f;
+    if (amax_scale > 0.0f) {
+        /* d is rounded away from zero so the largest scale still fits int8 after rounding: where d
+         * is an fp16 subnormal (small blocks) the int8 scales then absorb d's coarse rounding */
+        float dt = -max_scale / 128.0f;
+        uint16_t h = bn_fp32_to_fp16(dt);
+        if (fabsf(bn_fp16_to_fp32(h)) < fabsf(dt)) h++;
+        d = bn_fp16_to_fp32(h);
+        if (!isfinite(d)) return bn_error(BN_ERR_RANGE, "quantize Q6_K: values too large for an fp16 block scale");
+        memcpy(blk + 208, &h, 2);
+    }
+    int8_t *sc = (int8_t *)(blk + 192);
+    int code[256];
+    for (int j = 0; j < 16; j++) {
+        int s = d != 0.0f ? nearest_int(fminf(fmaxf(scales[j] / d, -128.0f), 127.0f)) : 0;
+        sc[j] = (int8_t)s;
+        float step = d * (float)s;
+        for (int i = 16 * j; i < 16 * j + 16; i++) {
+            int q = step != 0.0f ? nearest_int(fminf(fmaxf(x[i] / step, -32.0f), 31.0f)) : 0;
+            code[i] = q + 32;
+        }
+    }
+    uint8_t *ql = blk, *qh = blk + 128;
+    for (int h = 0; h < 2; h++, ql += 64, qh += 32) {
+        const int *c = code + 128 * h;
+        for (int l = 0; l < 32; l++) {
+            ql[l] = (uint8_t)((c[l] & 15) | (c[l + 64] & 15) << 4);
+            ql[l + 32] = (uint8_t)((c[l + 32] & 15) | (c[l + 96] & 15) << 4);
+            qh[l] = (uint8_t)(c[l] >> 4 | (c[l + 32] >> 4) << 2 | (c[l + 64] >> 4) << 4 | (c[l + 96] >> 4) << 6);
+        }
+    }
+    return BN_OK;
+}
+
+static bn_status quant_q6_K(const float *x, int64_t n, uint8_t *dst)
+{
+    for (int64_t b = 0; b < n / 256; b++) {
+        bn_status st = quant_q6_K_block(x + b * 256, dst + b * 210);
+        if (st) return bn_error_prefix(st, "block %lld: ", (long long)b);
+    }
+    return BN_OK;
+}
+
 static void i2s_put(uint8_t *p, int64_t i, unsigned code)
 {
     int64_t blk = i / BN_I2S_BLOCK, e = i % BN_I2S_BLOCK;
@@ -301,7 +394,6 @@ bn_status bn_quantize(uint32_t type, const float *src, int64_t rows, int64_t ne0
     if (rows < 0 || ne0 <= 0) return bn_error(BN_ERR_INVALID_ARG, "quantize: bad shape %lld x %lld", (long long)rows,
                                               (long long)ne0);
     if (!src || !dst) return bn_error(BN_ERR_INVALID_ARG, "quantize: NULL buffer");
-    if (type == BN_TYPE_Q6_K) return bn_error(BN_ERR_UNSUPPORTED, "quantize: encoding Q6_K is not implemented");
     bn_status st = check_blocks(type, ne0, "quantize");
     if (st) return st;
     size_t nb;
@@ -324,6 +416,7 @@ bn_status bn_quantize(uint32_t type, const float *src, int64_t rows, int64_t ne0
     case BN_TYPE_TQ2_0: quant_tq2_0(src, n, d); break;
     case BN_TYPE_TQ1_0: quant_tq1_0(src, n, d); break;
     case BN_TYPE_I2_S: quant_i2s(src, n, d); break;
+    case BN_TYPE_Q6_K: return quant_q6_K(src, n, d);
     default: return bn_error(BN_ERR_UNSUPPORTED, "quantize: type %u", type);
     }
     return BN_OK;

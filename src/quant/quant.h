@@ -2,8 +2,7 @@
  * no threads, no models.  See ../shared/spec/bitnet-format.md sections 3 and 5.
  *
  * Ternary formats: I2_S (bitnet.cpp x86 layout, per-tensor float32 scale), TQ1_0, TQ2_0 (ggml,
- * 256-element blocks with an fp16 scale).  Float formats: F32, F16, BF16, Q8_0; Q6_K (decode only
- * is required; encode is optional). */
+ * 256-element blocks with an fp16 scale).  Float formats: F32, F16, BF16, Q8_0, Q6_K. */
 #ifndef BN_QUANT_QUANT_H
 #define BN_QUANT_QUANT_H
 
@@ -29,7 +28,9 @@ float bn_i2s_scale(const void *data, int64_t n);
 /* Quantize a float tensor [rows x ne0] into `type` (dst has bn_type_tensor_nbytes bytes).
  * Ternary types: the input is expected to be already ternary up to a scale (as bitnet.cpp's I2_S
  * quantizer assumes); I2_S follows bitnet.cpp exactly (scale = max|w| over the whole tensor,
- * code 1 when |w| < 1e-6, else sign). */
+ * code 1 when |w| < 1e-6, else sign).  Q6_K: per 16 elements a least-squares scale for codes in
+ * [-32, 31] (searched around signed absmax / -32), stored as int8 against the block's fp16
+ * d = max scale / 128; non-finite input, or a block too large for an fp16 d, gives BN_ERR_RANGE. */
 bn_status bn_quantize(uint32_t type, const float *src, int64_t rows, int64_t ne0, void *dst);
 
 /* Absmean ternarisation (BitNet b1.58): scale = max(mean|W|, 1e-5); t = clamp(round(W/scale), -1, 1).

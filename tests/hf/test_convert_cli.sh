@@ -24,6 +24,9 @@ out=$("$bitnet" convert -i "$tmp/m" -o "$tmp/b.gguf" --type tq2_0 --embed-type q
 grep -q "wrote .*b.gguf .*TQ2_0 weights" <<<"$out" || fail "summary: $out"
 "$bitnet" info "$tmp/b.gguf" | grep -q "TQ2_0" || fail "no TQ2_0 tensors"
 "$bitnet" info "$tmp/b.gguf" | grep -q "Q8_0" || fail "no Q8_0 embeddings"
+# Q6_K embeddings (the encoder in src/quant)
+"$bitnet" convert -i "$tmp/m" -o "$tmp/q6.gguf" --embed-type q6_k -q || fail "convert --embed-type q6_k"
+"$bitnet" info "$tmp/q6.gguf" | grep -q "Q6_K" || fail "no Q6_K embeddings"
 # GGUF -> GGUF
 "$bitnet" convert -i "$tmp/a.gguf" -o "$tmp/c.gguf" --type tq1_0 -q || fail "requantise"
 "$bitnet" info "$tmp/c.gguf" | grep -q "TQ1_0" || fail "no TQ1_0 tensors"

@@ -874,17 +874,37 @@ static void test_direct_load_and_requant(void **state)
     assert_int_equal(bitnet_model_load(P("empty"), NULL, &m), BITNET_ERR_NOT_FOUND);
     assert_non_null(strstr(bitnet_last_error(), "config.json is missing"));
     assert_int_equal(bitnet_convert(P("empty"), P("x.gguf"), NULL), BITNET_ERR_NOT_FOUND);
-    /* an embedding type the quantizer cannot produce fails before anything is written */
+    /* Q6_K embeddings, from the GGUF and straight from the folder: the file loads and predicts
+     * the same next token as the F16-embedding conversion at every position */
     cp.weight_type = BN_TYPE_I2_S;
     cp.embed_type = BN_TYPE_Q6_K;
-    bitnet_status qs = bitnet_convert(P("i2s.gguf"), P("q6.gguf"), &cp);
-    struct stat sb;
-    if (qs != BITNET_OK) {
-        assert_int_not_equal(stat(P("q6.gguf"), &sb), 0);
-    } else { /* once Q6_K encoding exists */
-        assert_int_equal(bn_gguf_open(P("q6.gguf"), &a), BN_OK);
+    assert_int_equal(bitnet_convert(P("i2s.gguf"), P("q6.gguf"), &cp), BITNET_OK);
+    assert_int_equal(bitnet_convert(P("m"), P("q6hf.gguf"), &cp), BITNET_OK);
+    const char *q6files[2] = {"q6.gguf", "q6hf.gguf"};
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(bn_gguf_open(P(q6files[k]), &a), BN_OK);
         assert_int_equal(bn_gguf_find_tensor(a, "token_embd.weight")->type, BN_TYPE_Q6_K);
         bn_gguf_free(a);
+        bitnet_model *q6, *f16;
+        assert_int_equal(bitnet_model_load(P(q6files[k]), NULL, &q6), BITNET_OK);
+        assert_int_equal(bitnet_model_load(P("i2s.gguf"), NULL, &f16), BITNET_OK);
+        assert_int_equal(bitnet_context_init(q6, &pp, &ca), BITNET_OK);
+        assert_int_equal(bitnet_context_init(f16, &pp, &cb), BITNET_OK);
+        assert_int_equal(bitnet_eval(ca, toks, 6, true), BITNET_OK);
+        assert_int_equal(bitnet_eval(cb, toks, 6, true), BITNET_OK);
+        for (int i = 0; i < 6; i++) {
+            const float *qa = bitnet_get_logits(ca, i), *fb = bitnet_get_logits(cb, i);
+            int am = 0, bm = 0;
+            for (int v = 1; v < NV; v++) {
+                if (qa[v] > qa[am]) am = v;
+                if (fb[v] > fb[bm]) bm = v;
+            }
+            assert_int_equal(am, bm);
+        }
+        bitnet_context_free(ca);
+        bitnet_context_free(cb);
+        bitnet_model_free(q6);
+        bitnet_model_free(f16);
     }
 }
 

@@ -238,7 +238,6 @@ static void test_bad_arguments(void **state)
     assert_int_equal(bn_dequantize(BN_TYPE_I2_S, buf, 64, x), BN_ERR_INVALID_ARG);
     assert_int_equal(bn_dequantize(BN_TYPE_F32, NULL, 4, x), BN_ERR_INVALID_ARG);
     assert_int_equal(bn_dequantize(999, buf, 4, x), BN_ERR_UNSUPPORTED);
-    assert_int_equal(bn_quantize(BN_TYPE_Q6_K, x, 1, 256, buf), BN_ERR_UNSUPPORTED);
     assert_int_equal(bn_quantize(BN_TYPE_Q8_0, x, 1, 33, buf), BN_ERR_INVALID_ARG);
     assert_int_equal(bn_quantize(BN_TYPE_F16, x, 1, 0, buf), BN_ERR_INVALID_ARG);
     t[17] = 2;
@@ -302,6 +301,131 @@ static void test_q6_K_dequant(void **state)
         int sc = (i / 16) - 8; /* scale index = element / 16 */
         assert_true(y[i] == 0.5f * (float)sc * (float)(v[i] - 32));
     }
+}
+
+/* Standard normal samples (Box-Muller over the test's generator). */
+static float gauss(void)
+{
+    double u = ((double)(rnd() & 0xffffff) + 1.0) / 16777217.0, v = (double)(rnd() & 0xffffff) / 16777216.0;
+    return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
+}
+
+static double rel_rmse(const float *x, const float *y, int64_t n)
+{
+    double e = 0, s = 0;
+    for (int64_t i = 0; i < n; i++) {
+        e += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+        s += (double)x[i] * x[i];
+    }
+    return sqrt(e / s);
+}
+
+static void test_q6_K_encode(void **state)
+{
+    (void)state;
+    enum { R = 16, C = 512, N = R * C };
+    size_t nb = nbytes(BN_TYPE_Q6_K, C, N);
+    assert_int_equal(nb, (size_t)N / 256 * 210);
+    float *x = malloc(sizeof(float) * N), *y = malloc(sizeof(float) * N), *y2 = malloc(sizeof(float) * N);
+    uint8_t *q = malloc(nb), *q2 = malloc(nb);
+    /* Gaussian rows of different magnitudes, with exact zeros sprinkled in */
+    for (int64_t i = 0; i < N; i++) x[i] = (i % 37 == 5) ? 0.0f : gauss() * (0.01f + (float)(i / C));
+    assert_int_equal(bn_quantize(BN_TYPE_Q6_K, x, R, C, q), BN_OK);
+    assert_int_equal(bn_dequantize(BN_TYPE_Q6_K, q, N, y), BN_OK);
+    double e = rel_rmse(x, y, N);
+    print_message("Q6_K relative RMSE on Gaussian data: %.4f%%\n", 100 * e);
+    assert_true(e < 0.02);
+    for (int64_t i = 0; i < N; i++)
+        if (x[i] == 0.0f) assert_true(y[i] == 0.0f);
+    /* row by row, each row's error is small too (the scales follow each block's magnitude) */
+    for (int r = 0; r < R; r++) assert_true(rel_rmse(x + r * C, y + r * C, C) < 0.02);
+    /* dequantize_row reads the same rows */
+    float row[C];
+    assert_int_equal(bn_dequantize_row(BN_TYPE_Q6_K, q, C, 3, 1.0f, row), BN_OK);
+    assert_memory_equal(row, y + 3 * C, sizeof row);
+
+    /* encode -> decode -> encode reproduces the decoded values (the decoded data lies on a grid the
+     * encoder finds again) */
+    assert_int_equal(bn_quantize(BN_TYPE_Q6_K, y, R, C, q2), BN_OK);
+    assert_int_equal(bn_dequantize(BN_TYPE_Q6_K, q2, N, y2), BN_OK);
+    print_message("Q6_K re-encode drift: %.3g\n", rel_rmse(y, y2, N));
+    assert_true(rel_rmse(y, y2, N) < 1e-3);
+    /* and is then a fixed point */
+    uint8_t *q3 = malloc(nb);
+    float *y3 = malloc(sizeof(float) * N);
+    assert_int_equal(bn_quantize(BN_TYPE_Q6_K, y2, R, C, q3), BN_OK);
+    assert_int_equal(bn_dequantize(BN_TYPE_Q6_K, q3, N, y3), BN_OK);
+    assert_true(rel_rmse(y2, y3, N) < 1e-3);
+
+    /* an all-zero block: d = 0, every scale 0, every code 32 (zero) */
+    memset(x, 0, sizeof(float) * 256);
+    assert_int_equal(bn_quantize(BN_TYPE_Q6_K, x, 1, 256, q), BN_OK);
+    assert_int_equal(bn_dequantize(BN_TYPE_Q6_K, q, 256, y), BN_OK);
+    for (int i = 0; i < 256; i++) assert_true(y[i] == 0.0f);
+    for (int i = 0; i < 192; i++) assert_int_equal(q[i], i < 128 ? 0x00 : 0xAA); /* code 32 = 0b10'0000 */
+    for (int i = 192; i < 210; i++) assert_int_equal(q[i], 0);
+
+    /* constant blocks, both signs, and a block whose halves differ in sign and size */
+    const float consts[3] = {0.37f, -2.5f, 1e-3f};
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < 256; i++) x[i] = consts[k];
+        assert_int_equal(bn_quantize(BN_TYPE_Q6_K, x, 1, 256, q), BN_OK);
+        assert_int_equal(bn_dequantize(BN_TYPE_Q6_K, q, 256, y), BN_OK);
+        /* d = |c|/4096 is an fp16 subnormal for c = 1e-3: the int8 scales take up its rounding */
+        for (int i = 0; i < 256; i++) assert_true(fabsf(y[i] - consts[k]) <= fabsf(consts[k]) * (k == 2 ? 4e-3f : 1e-3f));
+    }
+    for (int i = 0; i < 256; i++) x[i] = i < 128 ? 4.0f : -0.25f;
+    assert_int_equal(bn_quantize(BN_TYPE_Q6_K, x, 1, 256, q), BN_OK);
+    assert_int_equal(bn_dequantize(BN_TYPE_Q6_K, q, 256, y), BN_OK);
+    for (int i = 0; i < 256; i++) assert_true(fabsf(y[i] - x[i]) <= fabsf(x[i]) * 2e-2f);
+
+    /* bad shapes and values are refused */
+    assert_int_equal(bn_quantize(BN_TYPE_Q6_K, x, 1, 128, q), BN_ERR_INVALID_ARG);
+    assert_int_equal(bn_quantize(BN_TYPE_Q6_K, x, 2, 100, q), BN_ERR_INVALID_ARG);
+    assert_int_equal(bn_quantize(BN_TYPE_Q6_K, x, 1, 0, q), BN_ERR_INVALID_ARG);
+    assert_int_equal(bn_quantize(BN_TYPE_Q6_K, x, -1, 256, q), BN_ERR_INVALID_ARG);
+    assert_int_equal(bn_quantize(BN_TYPE_Q6_K, NULL, 1, 256, q), BN_ERR_INVALID_ARG);
+    x[77] = NAN;
+    assert_int_equal(bn_quantize(BN_TYPE_Q6_K, x, 1, 256, q), BN_ERR_RANGE);
+    x[77] = INFINITY;
+    assert_int_equal(bn_quantize(BN_TYPE_Q6_K, x, 1, 256, q), BN_ERR_RANGE);
+    x[77] = 1e12f; /* d = 1e12/32/128 does not fit fp16 */
+    assert_int_equal(bn_quantize(BN_TYPE_Q6_K, x, 1, 256, q), BN_ERR_RANGE);
+    assert_non_null(strstr(bn_last_error(), "fp16"));
+    free(x);
+    free(y);
+    free(y2);
+    free(y3);
+    free(q);
+    free(q2);
+    free(q3);
+}
+
+/* The encoder inverts the decoder's layout: a block built code by code (as in test_q6_K_dequant)
+ * and decoded encodes back to the same bytes. */
+static void test_q6_K_encode_layout(void **state)
+{
+    (void)state;
+    uint8_t blk[210], out[210];
+    memset(blk, 0, sizeof blk);
+    int v[256];
+    for (int i = 0; i < 256; i++) v[i] = (int)(rnd() % 64);
+    for (int j = 0; j < 16; j++) v[16 * j + (int)(rnd() % 16)] = 0; /* every sub-block reaches -32 */
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+            int a = v[h * 128 + l], b = v[h * 128 + l + 32], c = v[h * 128 + l + 64], e = v[h * 128 + l + 96];
+            blk[h * 64 + l] = (uint8_t)((a & 15) | ((c & 15) << 4));
+            blk[h * 64 + l + 32] = (uint8_t)((b & 15) | ((e & 15) << 4));
+            blk[128 + h * 32 + l] = (uint8_t)((a >> 4) | ((b >> 4) << 2) | ((c >> 4) << 4) | ((e >> 4) << 6));
+        }
+    /* scales with the largest magnitude -128 (the encoder's normal form), none zero */
+    for (int j = 0; j < 16; j++) blk[192 + j] = (uint8_t)(int8_t)(j == 5 ? -128 : (j % 2 ? 1 : -1) * (20 + 6 * j));
+    uint16_t d = bn_fp32_to_fp16(0.0078125f);
+    memcpy(blk + 208, &d, 2);
+    float y[256];
+    assert_int_equal(bn_dequantize(BN_TYPE_Q6_K, blk, 256, y), BN_OK);
+    assert_int_equal(bn_quantize(BN_TYPE_Q6_K, y, 1, 256, out), BN_OK);
+    assert_memory_equal(out, blk, sizeof blk);
 }
 
 static void test_act_i8(void **state)
@@ -407,6 +531,8 @@ int main(void)
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_float_types),
         cmocka_unit_test(test_q6_K_dequant),
+        cmocka_unit_test(test_q6_K_encode),
+        cmocka_unit_test(test_q6_K_encode_layout),
         cmocka_unit_test(test_act_i8),
         cmocka_unit_test(test_act_q8_K),
         cmocka_unit_test(test_act_q8_0),
