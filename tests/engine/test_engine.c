@@ -144,6 +144,18 @@ static void run_reference(const char *dir, int n_threads, agreement *a)
     run_reference_at(root, dir, n_threads, a);
 }
 
+/* The reference I2_S model, loaded (and checked) for a test. */
+static bn_model *load_v1(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/reference/V1/model.gguf", BITNET_TEST_DATA);
+    bn_gguf *g;
+    bn_model *m = NULL;
+    assert_ok(bn_gguf_open(path, &g));
+    assert_ok(bn_model_init_gguf(g, &m));
+    return m;
+}
+
 static void check(const agreement *a)
 {
     assert_true(a->max_abs01 <= 1e-3);
@@ -191,12 +203,8 @@ static void test_reference_greedy(void **state)
     free(json);
     assert_int_equal(np, 8);
     assert_int_equal(ne, 32);
-    snprintf(path, sizeof path, "%s/reference/V1/model.gguf", BITNET_TEST_DATA);
-    bn_gguf *g;
-    bn_model *m;
+    bn_model *m = load_v1();
     bn_ctx *c;
-    assert_ok(bn_gguf_open(path, &g));
-    assert_ok(bn_model_init_gguf(g, &m));
     bn_ctx_params cp = {.n_ctx = 64, .n_threads = 2, .match_reference = true};
     assert_ok(bn_ctx_init(m, &cp, &c));
     assert_ok(bn_ctx_eval(c, prompt, np, false));
@@ -253,13 +261,8 @@ static void test_reference_all(void **state)
 static void test_context_overflow_and_bad_tokens(void **state)
 {
     (void)state;
-    char path[512];
-    snprintf(path, sizeof path, "%s/reference/V1/model.gguf", BITNET_TEST_DATA);
-    bn_gguf *g;
-    bn_model *m;
+    bn_model *m = load_v1();
     bn_ctx *c;
-    assert_ok(bn_gguf_open(path, &g));
-    assert_ok(bn_model_init_gguf(g, &m));
     bn_ctx_params cp = {.n_ctx = 4, .n_threads = 1};
     assert_ok(bn_ctx_init(m, &cp, &c));
     int32_t toks[5] = {1, 2, 3, 4, 5};
@@ -285,13 +288,8 @@ static void test_context_overflow_and_bad_tokens(void **state)
 static void test_batch_vs_incremental(void **state)
 {
     (void)state;
-    char path[512];
-    snprintf(path, sizeof path, "%s/reference/V1/model.gguf", BITNET_TEST_DATA);
-    bn_gguf *g;
-    bn_model *m;
+    bn_model *m = load_v1();
     bn_ctx *c1, *c2;
-    assert_ok(bn_gguf_open(path, &g));
-    assert_ok(bn_model_init_gguf(g, &m));
     bn_ctx_params cp = {.n_ctx = 32, .n_threads = 2, .kv_f32 = true};
     assert_ok(bn_ctx_init(m, &cp, &c1));
     assert_ok(bn_ctx_init(m, &cp, &c2));
@@ -318,12 +316,7 @@ static void test_batch_vs_incremental(void **state)
 static void test_split_independent(void **state)
 {
     (void)state;
-    char path[512];
-    snprintf(path, sizeof path, "%s/reference/V1/model.gguf", BITNET_TEST_DATA);
-    bn_gguf *g;
-    bn_model *m;
-    assert_ok(bn_gguf_open(path, &g));
-    assert_ok(bn_model_init_gguf(g, &m));
+    bn_model *m = load_v1();
     const int32_t toks[12] = {510, 5, 77, 300, 12, 9, 400, 401, 3, 250, 251, 100};
     const int splits[3][12] = {{12}, {11, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}};
     float last[3][512];
@@ -345,12 +338,7 @@ static void test_split_independent(void **state)
 static void test_eval_multi(void **state)
 {
     (void)state;
-    char path[512];
-    snprintf(path, sizeof path, "%s/reference/V1/model.gguf", BITNET_TEST_DATA);
-    bn_gguf *g;
-    bn_model *m;
-    assert_ok(bn_gguf_open(path, &g));
-    assert_ok(bn_model_init_gguf(g, &m));
+    bn_model *m = load_v1();
     enum { NS = 3 };
     bn_ctx *multi[NS], *alone[NS];
     bn_ctx_params cp = {.n_ctx = 32, .n_threads = 2, .n_batch = 2}; /* n_batch 2: the pass is split */

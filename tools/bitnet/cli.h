@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bitnet.h"
+
 int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
@@ -27,6 +29,8 @@ int cli_fail(const char *what);
 /* Parses an int/float option value; prints an error naming the option and returns false if bad. */
 bool cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);
 bool cli_parse_float(const char *opt, const char *s, double *out);
+/* Parses a --kv value ("f16" or "f32"); prints an error and returns false if bad. */
+bool cli_parse_kv(const char *s, bitnet_kv_type *kv_type);
 /* Parses a --head value ("q8_0", or "keep" for the stored type) into a ggml type id. */
 bool cli_parse_head(const char *s, uint32_t *type);
 /* Reads a whole file (or stdin for "-") into a NUL-terminated malloc'd buffer. */

@@ -158,3 +158,14 @@ bool cli_parse_head(const char *s, uint32_t *type)
     }
     return true;
 }
+
+bool cli_parse_kv(const char *s, bitnet_kv_type *kv_type)
+{
+    if (!strcmp(s, "f16")) *kv_type = BITNET_KV_F16;
+    else if (!strcmp(s, "f32")) *kv_type = BITNET_KV_F32;
+    else {
+        fprintf(stderr, "bitnet: --kv expects f16 or f32, got '%s'\n", s);
+        return false;
+    }
+    return true;
+}

@@ -181,12 +181,7 @@ int cmd_bench(int argc, char **argv)
         } else if (!strcmp(a, "--head")) {
             if (!cli_parse_head(v, &mp.head_type)) return 2;
         } else if (!strcmp(a, "--kv")) {
-            if (!strcmp(v, "f16")) kv = BITNET_KV_F16;
-            else if (!strcmp(v, "f32")) kv = BITNET_KV_F32;
-            else {
-                fprintf(stderr, "bitnet: --kv expects f16 or f32\n");
-                return 2;
-            }
+            if (!cli_parse_kv(v, &kv)) return 2;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             if (strcmp(v, "md") && strcmp(v, "json") && strcmp(v, "csv")) {
                 fprintf(stderr, "bitnet: --output expects md, json or csv\n");

@@ -91,12 +91,7 @@ int cmd_eval(int argc, char **argv)
         } else if (!strcmp(a, "--head")) {
             if (!cli_parse_head(v, &mp.head_type)) return 2;
         } else if (!strcmp(a, "--kv")) {
-            if (!strcmp(v, "f16")) kv = BITNET_KV_F16;
-            else if (!strcmp(v, "f32")) kv = BITNET_KV_F32;
-            else {
-                fprintf(stderr, "bitnet: --kv expects f16 or f32, got '%s'\n", v);
-                return 2;
-            }
+            if (!cli_parse_kv(v, &kv)) return 2;
         } else {
             fprintf(stderr, "bitnet: unknown option '%s' (see --help)\n", a);
             return 2;

@@ -97,12 +97,7 @@ static int parse_run_opts(int argc, char **argv, run_opts *o)
             o->n_ctx = (int)iv;
         } else if (!strcmp(a, "--kv")) {
             NEED_VALUE();
-            if (!strcmp(v, "f16")) o->kv = BITNET_KV_F16;
-            else if (!strcmp(v, "f32")) o->kv = BITNET_KV_F32;
-            else {
-                fprintf(stderr, "bitnet: --kv expects f16 or f32, got '%s'\n", v);
-                return 2;
-            }
+            if (!cli_parse_kv(v, &o->kv)) return 2;
         } else if (!strcmp(a, "--temp")) {
             NEED_VALUE();
             if (!cli_parse_float(a, v, &fv)) return 2;
