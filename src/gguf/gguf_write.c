@@ -415,44 +415,55 @@ static bn_status write_zeros(bn_atomic_file *af, size_t n)
     return BN_OK;
 }
 
+/* The header (magic, counts, metadata, tensor infos with their data offsets), padded to the
+ * alignment.  *data_size gets the data section's size, *max_fill the largest tensor produced by a
+ * fill callback.  The file and memory writers share it. */
+static bn_status build_header(const bn_gguf_writer *w, uint32_t align, wbuf *h, size_t *data_size, size_t *max_fill)
+{
+    *h = (wbuf){0};
+    wb_raw(h, "GGUF", 4);
+    wb_u32(h, 3);
+    wb_u64(h, w->n_t);
+    wb_u64(h, w->n_kv);
+    for (size_t i = 0; i < w->n_kv; i++) {
+        wb_str(h, w->kvs[i].key, strlen(w->kvs[i].key));
+        wb_raw(h, w->kvs[i].val.p, w->kvs[i].val.n);
+    }
+    size_t off = 0;
+    *max_fill = 0;
+    for (size_t i = 0; i < w->n_t; i++) {
+        const wtensor *t = &w->ts[i];
+        wb_str(h, t->name, strlen(t->name));
+        wb_u32(h, t->n_dims);
+        for (uint32_t d = 0; d < t->n_dims; d++) wb_u64(h, (uint64_t)t->ne[d]);
+        wb_u32(h, t->type);
+        wb_u64(h, off);
+        size_t next;
+        if (bn_add_overflow(off, t->nbytes, &next) || bn_add_overflow(next, pad_to(next, align), &off)) {
+            wb_free(h);
+            return bn_error(BN_ERR_RANGE, "gguf writer: tensor data exceeds the address space");
+        }
+        if (t->fill && t->nbytes > *max_fill) *max_fill = t->nbytes;
+    }
+    uint8_t pad[1] = {0};
+    while (!h->oom && h->n % align) wb_raw(h, pad, 1);
+    if (h->oom) {
+        wb_free(h);
+        return bn_error(BN_ERR_NOMEM, "gguf writer: out of memory building the header");
+    }
+    *data_size = off;
+    return BN_OK;
+}
+
 bn_status bn_gguf_writer_write(bn_gguf_writer *w, const char *path)
 {
     if (!w || !path) return bn_error(BN_ERR_INVALID_ARG, "gguf writer: NULL argument");
     uint32_t align;
     bn_status st = writer_alignment(w, &align);
     if (st) return st;
-
-    /* the header, with each tensor's offset in the data section */
-    wbuf h = {0};
-    wb_raw(&h, "GGUF", 4);
-    wb_u32(&h, 3);
-    wb_u64(&h, w->n_t);
-    wb_u64(&h, w->n_kv);
-    for (size_t i = 0; i < w->n_kv; i++) {
-        wb_str(&h, w->kvs[i].key, strlen(w->kvs[i].key));
-        wb_raw(&h, w->kvs[i].val.p, w->kvs[i].val.n);
-    }
-    size_t off = 0, max_fill = 0;
-    for (size_t i = 0; i < w->n_t; i++) {
-        const wtensor *t = &w->ts[i];
-        wb_str(&h, t->name, strlen(t->name));
-        wb_u32(&h, t->n_dims);
-        for (uint32_t d = 0; d < t->n_dims; d++) wb_u64(&h, (uint64_t)t->ne[d]);
-        wb_u32(&h, t->type);
-        wb_u64(&h, off);
-        size_t next;
-        if (bn_add_overflow(off, t->nbytes, &next) || bn_add_overflow(next, pad_to(next, align), &off)) {
-            wb_free(&h);
-            return bn_error(BN_ERR_RANGE, "gguf writer: tensor data exceeds the address space");
-        }
-        if (t->fill && t->nbytes > max_fill) max_fill = t->nbytes;
-    }
-    uint8_t pad[1] = {0};
-    while (!h.oom && h.n % align) wb_raw(&h, pad, 1);
-    if (h.oom) {
-        wb_free(&h);
-        return bn_error(BN_ERR_NOMEM, "gguf writer: out of memory building the header");
-    }
+    wbuf h;
+    size_t data_size, max_fill;
+    if ((st = build_header(w, align, &h, &data_size, &max_fill))) return st;
 
     uint8_t *scratch = NULL;
     if (max_fill && !(scratch = bn_malloc(max_fill))) {
@@ -496,36 +507,12 @@ bn_status bn_gguf_writer_write_memory(bn_gguf_writer *w, void **buf, size_t *len
     uint32_t align;
     bn_status st = writer_alignment(w, &align);
     if (st) return st;
-    /* the same header as bn_gguf_writer_write */
-    wbuf h = {0};
-    wb_raw(&h, "GGUF", 4);
-    wb_u32(&h, 3);
-    wb_u64(&h, w->n_t);
-    wb_u64(&h, w->n_kv);
-    for (size_t i = 0; i < w->n_kv; i++) {
-        wb_str(&h, w->kvs[i].key, strlen(w->kvs[i].key));
-        wb_raw(&h, w->kvs[i].val.p, w->kvs[i].val.n);
-    }
-    size_t off = 0;
-    for (size_t i = 0; i < w->n_t; i++) {
-        const wtensor *t = &w->ts[i];
-        wb_str(&h, t->name, strlen(t->name));
-        wb_u32(&h, t->n_dims);
-        for (uint32_t d = 0; d < t->n_dims; d++) wb_u64(&h, (uint64_t)t->ne[d]);
-        wb_u32(&h, t->type);
-        wb_u64(&h, off);
-        size_t next;
-        if (bn_add_overflow(off, t->nbytes, &next) || bn_add_overflow(next, pad_to(next, align), &off)) {
-            wb_free(&h);
-            return bn_error(BN_ERR_RANGE, "gguf writer: tensor data exceeds the address space");
-        }
-    }
-    uint8_t pad[1] = {0};
-    while (!h.oom && h.n % align) wb_raw(&h, pad, 1);
-    size_t total;
-    if (h.oom || bn_add_overflow(h.n, off, &total)) {
+    wbuf h;
+    size_t off, max_fill, total;
+    if ((st = build_header(w, align, &h, &off, &max_fill))) return st;
+    if (bn_add_overflow(h.n, off, &total)) {
         wb_free(&h);
-        return bn_error(BN_ERR_NOMEM, "gguf writer: out of memory building the header");
+        return bn_error(BN_ERR_NOMEM, "gguf writer: the model does not fit in memory");
     }
     /* page-aligned like a file mapping, so tensor data is as aligned as in a mapped file */
     uint8_t *p = bn_aligned_alloc(total ? total : 1, 4096);
