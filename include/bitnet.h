@@ -387,11 +387,14 @@ BITNET_API void bitnet_free_string(char *s);
  * ============================================================================================ */
 
 typedef struct bitnet_gen_model_params {
-    const char *arch;     /* "bitnet-b1.58" (the only one so far) */
+    const char *arch;     /* "bitnet-b1.58" (default), "bitnet" (1bitLLM: multi-head, n_head_kv must equal
+                             n_head) or "llama" (Llama3-8B-1.58 style: untied output.weight) */
     int n_layer, n_embd, n_head, n_head_kv, n_ff, n_vocab, n_ctx;
     uint32_t weight_type; /* ggml type id: 36 I2_S (default), 34 TQ1_0, 35 TQ2_0 */
-    uint32_t embd_type;   /* 1 F16 (default), 8 Q8_0, 0 F32 */
+    uint32_t embd_type;   /* 1 F16 (default), 8 Q8_0, 0 F32; also the type of llama's output.weight */
     uint64_t seed;
+    int scale_tensors;    /* "bitnet" with TQ1_0/TQ2_0 only: weights stored as plain {-1,0,+1} and the
+                             scale in per-tensor F32 blk.N.<name>.scale tensors (older converters) */
 } bitnet_gen_model_params;
 
 /* Defaults: the "tiny" shape (2 layers x 256, 4/2 heads, FFN 768, vocab 512), I2_S, F16 embeddings. */
