@@ -10,6 +10,7 @@ pkgs=(
   libcurl4-openssl-dev libssl-dev                  # downloader, SHA-256
   clang lld libclang-rt-14-dev                     # fuzzing (libFuzzer) and clang builds
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user  # NEON kernels, tested under emulation
+  wasi-libc libclang-rt-14-dev-wasm32 nodejs       # WASM SIMD128 kernels (clang + lld), tested under Node
   unicode-data                                     # tokenizer tables are generated from it
   python3 python3-numpy                            # cross-check scripts
 )

@@ -94,6 +94,9 @@ const bn_kernel_table *bn_kernel_table_get(bn_kernel_impl k)
 #if defined(BN_HAVE_NEON)
     case BN_KERNEL_NEON: return &bn_kernels_neon;
 #endif
+#if defined(__wasm_simd128__) /* WebAssembly: SIMD128 is fixed when the module is built */
+    case BN_KERNEL_WASM: return &bn_kernels_wasm;
+#endif
     default: return &bn_kernels_ref;
     }
 }
@@ -111,6 +114,9 @@ int bn_kernel_impl_available(bn_kernel_impl k)
 #endif
 #if defined(BN_HAVE_NEON)
     case BN_KERNEL_NEON: return f->neon;
+#endif
+#if defined(__wasm_simd128__)
+    case BN_KERNEL_WASM: return f->wasm_simd;
 #endif
     default: (void)f; return 0;
     }

@@ -43,6 +43,9 @@ extern const bn_kernel_table bn_kernels_avx512;
 #if defined(BN_HAVE_NEON)
 extern const bn_kernel_table bn_kernels_neon;
 #endif
+#if defined(__wasm_simd128__) /* WebAssembly: SIMD128 is fixed when the module is built */
+extern const bn_kernel_table bn_kernels_wasm;
+#endif
 
 /* The table of an implementation (NULL if not compiled in). */
 const bn_kernel_table *bn_kernel_table_get(bn_kernel_impl k);
