@@ -80,6 +80,8 @@ typedef struct bitnet_system_info {
     char cpu_features[128]; /* space-separated, e.g. "avx2 fma f16c" */
     int n_cores_physical;
     int n_cores_logical;
+    bool i2s_repack;        /* the kernels in use read I2_S weights repacked at load (see
+                               bitnet_model_params.repack) */
 } bitnet_system_info;
 
 BITNET_API bitnet_status bitnet_system_info_get(bitnet_system_info *info);
@@ -181,6 +183,10 @@ typedef struct bitnet_model_params {
     bool prefetch;      /* ask the OS to read the whole file ahead (default true) */
     uint32_t head_type; /* 0: the output head as stored; 8 (Q8_0): requantise it at load, reading
                            about half the bytes of an F16 head per generated token */
+    bool repack;        /* copy I2_S weights at load into the row-interleaved layout the AVX2 and
+                           AVX-512 kernels read faster (default true; no effect with other
+                           kernels).  Resident memory stays about the file's size: the file's
+                           pages of the copied tensors are released. */
 } bitnet_model_params;
 
 BITNET_API void bitnet_model_params_default(bitnet_model_params *p);
@@ -204,6 +210,7 @@ typedef struct bitnet_model_info {
     uint64_t weight_bytes;/* bytes of tensor data */
     uint64_t bytes_per_token; /* weight bytes read to generate one token: every layer and the head
                                  (as loaded, e.g. after --head q8_0), not the embedding table */
+    uint64_t repacked_bytes;  /* weight bytes copied into a faster layout at load (0: none) */
 } bitnet_model_info;
 
 BITNET_API bitnet_status bitnet_model_info_get(const bitnet_model *m, bitnet_model_info *info);

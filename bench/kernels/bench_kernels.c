@@ -2,7 +2,7 @@
  * read, GEMM tokens/s for a 128-token batch, at 1 and 2 threads, next to this machine's read
  * bandwidth measured by the same program.
  *
- *   bench_kernels [--quick] [--hot] [--reps N] [--types I2_S,TQ2_0,TQ1_0] [--threads 1,2]
+ *   bench_kernels [--quick] [--hot] [--file-layout] [--reps N] [--types I2_S,TQ2_0,TQ1_0] [--threads 1,2]
  *
  * Weights are replicated until they exceed the last-level cache (512 MiB in all, 128 MiB with
  * --quick) and the copies are used in turn, so a GEMV reads from memory as in a forward pass. */
@@ -140,6 +140,7 @@ typedef struct {
 
 static int g_hot;      /* --hot: one copy, so the weights stay in cache (compute speed, not memory) */
 static int g_reps = 3; /* --reps N: timed runs per figure, the best counts */
+static int g_file_layout; /* --file-layout: no repacking (I2_S as stored in the file) */
 
 static result bench_shape(uint32_t type, const shape *s, bn_threadpool *pool, int quick, int gemm_tokens)
 {
@@ -158,7 +159,11 @@ static result bench_shape(uint32_t type, const shape *s, bn_threadpool *pool, in
         ws[c] = bn_aligned_alloc(nb, 64);
         memcpy(ws[c], w0, nb);
     }
-    for (int c = 0; c < copies; c++) bn_weight_init(&w[c], type, ws[c], s->rows, s->cols);
+    for (int c = 0; c < copies; c++) {
+        bn_weight_init(&w[c], type, ws[c], s->rows, s->cols);
+        size_t packed;
+        if (!g_file_layout) bn_weight_repack(&w[c], pool, &packed); /* as the engine does at load */
+    }
     int64_t nt = gemm_tokens;
     float *x = malloc(sizeof(float) * (size_t)(nt * s->cols));
     float *y = malloc(sizeof(float) * (size_t)(nt * s->rows));
@@ -209,7 +214,10 @@ static result bench_shape(uint32_t type, const shape *s, bn_threadpool *pool, in
     }
     bn_act_free(&a1);
     bn_act_free(&an);
-    for (int c = 0; c < copies; c++) bn_aligned_free(ws[c]);
+    for (int c = 0; c < copies; c++) {
+        bn_weight_free(&w[c]);
+        bn_aligned_free(ws[c]);
+    }
     free(ws), free(w), free(x), free(y);
     return res;
 }
@@ -222,11 +230,12 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--hot")) g_hot = 1;
+        else if (!strcmp(argv[i], "--file-layout")) g_file_layout = 1;
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) g_reps = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) types_arg = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads_arg = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick] [--hot] [--reps N] [--types I2_S,TQ2_0,TQ1_0] [--threads 1,2]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--hot] [--file-layout] [--reps N] [--types I2_S,TQ2_0,TQ1_0] [--threads 1,2]\n", argv[0]);
             return 2;
         }
     }

@@ -22,6 +22,7 @@ void bitnet_model_params_default(bitnet_model_params *p)
     memset(p, 0, sizeof *p);
     p->pretokenizer = BITNET_PRETOK_AUTO;
     p->prefetch = true;
+    p->repack = true;
 }
 
 bitnet_status bitnet_model_load(const char *path, const bitnet_model_params *params, bitnet_model **out)
@@ -56,6 +57,11 @@ bitnet_status bitnet_model_load(const char *path, const bitnet_model_params *par
         return (bitnet_status)bn_error_prefix(st, "%s: ", path);
     }
     if (params->head_type != 0 && (st = bn_model_requantize_head(bm->m, params->head_type)) != BN_OK) {
+        bitnet_model_free(bm);
+        return (bitnet_status)bn_error_prefix(st, "%s: ", path);
+    }
+    /* a file mapping's pages of the copied tensors can be dropped (a converted folder's buffer can't) */
+    if (params->repack && (st = bn_model_repack(bm->m, bn_gguf_is_file_mapping(g))) != BN_OK) {
         bitnet_model_free(bm);
         return (bitnet_status)bn_error_prefix(st, "%s: ", path);
     }
@@ -137,6 +143,7 @@ bitnet_status bitnet_model_info_get(const bitnet_model *bm, bitnet_model_info *i
         if (out) per_tok -= out->nbytes;
     }
     info->bytes_per_token = per_tok;
+    info->repacked_bytes = m->repacked_bytes;
     return BITNET_OK;
 }
 

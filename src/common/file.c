@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,18 @@ void bn_mapfile_close(bn_mapfile *mf)
 #endif
     }
     memset(mf, 0, sizeof *mf);
+}
+
+void bn_mapfile_release(const void *p, size_t n)
+{
+#if defined(BN_HAVE_MMAP) && defined(MADV_DONTNEED)
+    long ps = sysconf(_SC_PAGESIZE);
+    const uintptr_t page = ps > 0 ? (uintptr_t)ps : 4096, lo = ((uintptr_t)p + page - 1) & ~(page - 1), hi = ((uintptr_t)p + n) & ~(page - 1);
+    if (p && hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+#else
+    (void)p;
+    (void)n;
+#endif
 }
 
 void bn_mapfile_advise_willneed(const bn_mapfile *mf)

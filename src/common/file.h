@@ -18,6 +18,10 @@ bn_status bn_mapfile_open(bn_mapfile *mf, const char *path);
 void bn_mapfile_close(bn_mapfile *mf);
 /* Advises the OS that the whole mapping will be needed soon (and that huge pages are welcome). */
 void bn_mapfile_advise_willneed(const bn_mapfile *mf);
+/* Drops the process's pages of [p, p + n), a part of a read-only file mapping, from memory (the
+ * whole pages inside it): the next access reads them from the page cache again.  For data that
+ * was copied elsewhere, so it stops counting twice in the resident set.  No effect elsewhere. */
+void bn_mapfile_release(const void *p, size_t n);
 
 typedef struct bn_atomic_file {
     int fd;

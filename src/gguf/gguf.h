@@ -112,6 +112,8 @@ size_t bn_gguf_file_size(const bn_gguf *g);
 size_t bn_gguf_data_offset(const bn_gguf *g); /* file offset of the tensor data section */
 /* Base address of the whole file mapping (to advise the OS about the data section). */
 const void *bn_gguf_file_data(const bn_gguf *g);
+/* Whether the data is a read-only mapping of a file (rather than a buffer in memory). */
+bool bn_gguf_is_file_mapping(const bn_gguf *g);
 /* Heap bytes the reader holds for g (not counting the mapping): at most 5 x file size + 1 KiB. */
 size_t bn_gguf_heap_bytes(const bn_gguf *g);
 

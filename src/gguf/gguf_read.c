@@ -708,6 +708,7 @@ uint32_t bn_gguf_alignment(const bn_gguf *g) { return g->alignment; }
 size_t bn_gguf_file_size(const bn_gguf *g) { return g->size; }
 size_t bn_gguf_data_offset(const bn_gguf *g) { return g->data_offset; }
 const void *bn_gguf_file_data(const bn_gguf *g) { return g->base; }
+bool bn_gguf_is_file_mapping(const bn_gguf *g) { return g->owns_map && g->mf.is_mapped; }
 size_t bn_gguf_heap_bytes(const bn_gguf *g) { return g->heap_bytes; }
 
 int64_t bn_gguf_n_kv(const bn_gguf *g) { return g->n_kv; }

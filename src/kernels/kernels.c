@@ -75,6 +75,51 @@ bn_act_format bn_weight_act_format(const bn_weight *w)
     }
 }
 
+bool bn_kernels_repack_i2s(void)
+{
+    const bn_kernel_table *tab = bn_kernel_table_get(bn_kernels_active());
+    return tab && tab->i2s_x4;
+}
+
+typedef struct repack_task {
+    const uint8_t *src;
+    uint8_t *dst;
+    size_t rb, npair, groups;
+} repack_task;
+
+static void repack_groups(void *arg, int ith, int nth)
+{
+    const repack_task *T = arg;
+    long lo, hi;
+    bn_split_range((long)T->groups, ith, nth, 1, &lo, &hi);
+    const size_t rb = T->rb, npair = T->npair;
+    for (size_t g = (size_t)lo; g < (size_t)hi; g++) {
+        const uint8_t *s0 = T->src + g * 4 * rb;
+        uint8_t *d0 = T->dst + g * 4 * rb;
+        for (size_t p = 0; p < npair; p++)
+            for (size_t i = 0; i < 4; i++) memcpy(d0 + 256 * p + 64 * i, s0 + i * rb + 64 * p, 64);
+        if (rb % 64) /* an odd last block */
+            for (size_t i = 0; i < 4; i++) memcpy(d0 + 256 * npair + 32 * i, s0 + i * rb + 64 * npair, 32);
+    }
+}
+
+bn_status bn_weight_repack(bn_weight *w, bn_threadpool *pool, size_t *bytes)
+{
+    *bytes = 0;
+    if (!w || w->type != BN_TYPE_I2_S || w->packed || w->rows < 4 || !bn_kernels_repack_i2s()) return BN_OK;
+    const size_t rb = (size_t)w->cols / 4, total = (size_t)w->rows * rb; /* bn_weight_init checked the product */
+    uint8_t *dst = bn_aligned_alloc(total, 64);
+    if (!dst) return BN_ERR_NOMEM;
+    repack_task T = {w->data, dst, rb, (size_t)w->cols / 256, (size_t)w->rows / 4};
+    if (pool) bn_threadpool_run(pool, repack_groups, &T);
+    else repack_groups(&T, 0, 1);
+    /* rows after the last group keep the file layout */
+    memcpy(dst + T.groups * 4 * rb, T.src + T.groups * 4 * rb, total - T.groups * 4 * rb);
+    w->packed = dst;
+    *bytes = total;
+    return BN_OK;
+}
+
 /* ---- activations ----
  * Buffer layout (each part 64-byte aligned):
  *   I8_ROW: q [n_tok*cols] int8 | d [n_tok] float | sum [n_tok] int32

@@ -15,6 +15,7 @@
 #ifndef BN_KERNELS_KERNELS_H
 #define BN_KERNELS_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,14 @@ typedef struct bn_weight {
 bn_status bn_weight_init(bn_weight *w, uint32_t type, const void *data, int64_t rows, int64_t cols);
 void bn_weight_free(bn_weight *w);
 bn_act_format bn_weight_act_format(const bn_weight *w);
+/* Copies an I2_S weight into the row-interleaved layout (kernels_impl.h) when the active kernel
+ * implementation reads it faster (AVX2 and AVX-512: one memory stream for a four-row GEMV), on
+ * pool's threads (pool may be NULL); w->data stays valid and other implementations keep using it.
+ * *bytes gets the bytes allocated (0 when nothing was done: another type, a kernel without such a
+ * layout, or already repacked).  bn_weight_free frees the copy. */
+bn_status bn_weight_repack(bn_weight *w, bn_threadpool *pool, size_t *bytes);
+/* Whether the active implementation reads I2_S weights repacked by bn_weight_repack. */
+bool bn_kernels_repack_i2s(void);
 
 /* Prepared activations; buffers grow as needed and are reused across calls. */
 typedef struct bn_act {

@@ -47,7 +47,7 @@ static int64_t row_tile(size_t row_bytes)
 
 /* ---- I2_S ---- */
 
-BN_AI void i2s_row(const uint8_t *row, int64_t nblk, const int8_t *q0, int64_t K, const int T, int32_t *out)
+BN_AI void i2s_row(const bn_i2s_rowptr *row, int64_t nblk, const int8_t *q0, int64_t K, const int T, int32_t *out)
 {
     const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
     __m256i acc[4];
@@ -57,7 +57,7 @@ BN_AI void i2s_row(const uint8_t *row, int64_t nblk, const int8_t *q0, int64_t K
         __m256i a16[4];
         for (int t = 0; t < T; t++) a16[t] = _mm256_setzero_si256();
         for (; b < bend; b++) {
-            __m256i w = loadu(row + 32 * b);
+            __m256i w = loadu(bn_i2s_block(row, b, nblk));
             /* byte j holds elements j, 32+j, 64+j, 96+j from the high bits down */
             __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(w, 6), m3);
             __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(w, 4), m3);
@@ -77,10 +77,56 @@ BN_AI void i2s_row(const uint8_t *row, int64_t nblk, const int8_t *q0, int64_t K
     for (int t = 0; t < T; t++) out[t] = hsum_i32(acc[t]);
 }
 
+/* One token, one group of the x4 layout (kernels_impl.h): each activation vector is loaded once
+ * for four rows, and the four rows are independent chains; one memory stream.  A block's int16
+ * lane sum is at most 4 * 768 (see the top), widened at once. */
+static void i2s_gemv_x4(const uint8_t *g, int64_t nblk, const int8_t *q, int32_t out[4])
+{
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    __m256i acc[4];
+    for (int i = 0; i < 4; i++) acc[i] = _mm256_setzero_si256();
+    for (int64_t b = 0; b < nblk; b++) {
+        const int8_t *qb = q + 128 * b;
+        __m256i q0 = loadu(qb), q1 = loadu(qb + 32), q2 = loadu(qb + 64), q3 = loadu(qb + 96);
+        /* pairs: row i's block at 256 * (b / 2) + 64 * i + 32 * (b % 2); an odd last block at
+         * 128 * b + 32 * i */
+        const uint8_t *p = (b | 1) < nblk ? g + 128 * (b & ~(int64_t)1) + 32 * (b & 1) : g + 128 * b;
+        const size_t step = (b | 1) < nblk ? 64 : 32;
+        for (int i = 0; i < 4; i++) {
+            __m256i w = loadu(p + step * (size_t)i);
+            __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(w, 6), m3);
+            __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(w, 4), m3);
+            __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(w, 2), m3);
+            __m256i c3 = _mm256_and_si256(w, m3);
+            __m256i s = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(c0, q0), _mm256_maddubs_epi16(c1, q1)),
+                                         _mm256_add_epi16(_mm256_maddubs_epi16(c2, q2), _mm256_maddubs_epi16(c3, q3)));
+            acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(s, ones));
+        }
+    }
+    for (int i = 0; i < 4; i++) out[i] = hsum_i32(acc[i]);
+}
+
 static void mm_i2s_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
 {
     const int64_t K = w->cols, nblk = K / 128, rb = K / 4, R = row_tile((size_t)rb);
-    const uint8_t *base = w->data;
+    if (a->n_tok == 1) {
+        const float d = a->d[0], sum = (float)a->sum[0];
+        const int64_t gend = w->packed ? (w->rows & ~(int64_t)3) : 0; /* rows in x4 groups */
+        for (int64_t r = r0; r < r1;) {
+            int32_t acc[4];
+            if (r % 4 == 0 && r + 4 <= r1 && r < gend) {
+                i2s_gemv_x4((const uint8_t *)w->packed + r * rb, nblk, a->q, acc);
+                for (int i = 0; i < 4; i++) y[r + i] = ((float)acc[i] - sum) / d * w->scale;
+                r += 4;
+            } else {
+                bn_i2s_rowptr row = bn_i2s_row_at(w, r);
+                i2s_row(&row, nblk, a->q, K, 1, acc);
+                y[r] = ((float)acc[0] - sum) / d * w->scale;
+                r++;
+            }
+        }
+        return;
+    }
     for (int64_t rt = r0; rt < r1; rt += R) {
         int64_t rend = rt + R < r1 ? rt + R : r1;
         for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
@@ -88,7 +134,7 @@ static void mm_i2s_avx2(const bn_weight *w, const bn_act_view *a, float *y, int6
             const int8_t *q = a->q + t0 * K;
             for (int64_t r = rt; r < rend; r++) {
                 int32_t acc[4];
-                const uint8_t *row = base + r * rb;
+                const bn_i2s_rowptr rp = bn_i2s_row_at(w, r), *row = &rp;
                 switch (T) {
                 case 1: i2s_row(row, nblk, q, K, 1, acc); break;
                 case 2: i2s_row(row, nblk, q, K, 2, acc); break;
@@ -522,5 +568,6 @@ const bn_kernel_table bn_kernels_avx2 = {
             [BN_TYPE_BF16] = mm_bf16_avx2,
             [BN_TYPE_F32] = mm_f32_avx2,
         },
-    .row_align = 1,
+    .row_align = 4,
+    .i2s_x4 = 1,
 };

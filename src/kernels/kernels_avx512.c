@@ -52,7 +52,7 @@ static int64_t row_tile(size_t row_bytes)
 
 #define I2S_CHUNK 4096
 
-BN_AI void i2s_row(const uint8_t *row, int64_t nblk, const int8_t *q0, int64_t K, const int T, int32_t *out)
+BN_AI void i2s_row(const bn_i2s_rowptr *row, int64_t nblk, const int8_t *q0, int64_t K, const int T, int32_t *out)
 {
     const __m512i m01 = _mm512_inserti64x4(_mm512_set1_epi8((char)0xc0), _mm256_set1_epi8(0x30), 1);
     const __m512i m23 = _mm512_inserti64x4(_mm512_set1_epi8(0x0c), _mm256_set1_epi8(0x03), 1);
@@ -72,8 +72,9 @@ BN_AI void i2s_row(const uint8_t *row, int64_t nblk, const int8_t *q0, int64_t K
             /* Without a software prefetch this loop streams from memory at about half the speed
              * of the AVX2 one on Zen 4 (measured); 384 bytes ahead suits this loop (256 and 128
              * were slower, 512 and more much slower). */
-            _mm_prefetch((const char *)row + 32 * b + 384, _MM_HINT_T0);
-            __m512i w01 = loadu512(row + 32 * b);
+            const uint8_t *p = row->pairs + (size_t)(b >> 1) * row->pair_stride;
+            _mm_prefetch((const char *)p + 384, _MM_HINT_T0);
+            __m512i w01 = loadu512(p);
             __m512i w0 = _mm512_shuffle_i64x2(w01, w01, 0x44), w1 = _mm512_shuffle_i64x2(w01, w01, 0xee);
             __m512i x0 = _mm512_and_si512(w0, m01), x1 = _mm512_and_si512(w0, m23);
             __m512i x2 = _mm512_and_si512(w1, m01), x3 = _mm512_and_si512(w1, m23);
@@ -86,7 +87,7 @@ BN_AI void i2s_row(const uint8_t *row, int64_t nblk, const int8_t *q0, int64_t K
             }
         }
         if (b < cend) {
-            __m512i w0 = _mm512_broadcast_i64x4(loadu256(row + 32 * b));
+            __m512i w0 = _mm512_broadcast_i64x4(loadu256(row->tail));
             __m512i x0 = _mm512_and_si512(w0, m01), x1 = _mm512_and_si512(w0, m23);
             for (int t = 0; t < T; t++) {
                 const int8_t *q = q0 + t * K + 128 * b;
@@ -110,10 +111,71 @@ BN_AI void i2s_row(const uint8_t *row, int64_t nblk, const int8_t *q0, int64_t K
 
 #define I2S_TOK 8
 
+/* One token, one group of the x4 layout (kernels_impl.h): each activation vector is loaded once
+ * for four rows, and the rows give eight independent accumulator chains, so the loop is bound by
+ * VPDPBUSD throughput, not by loads or latency, and reads one memory stream.  Masks, shifts and
+ * chunking as in i2s_row (so the same overflow bound). */
+static void i2s_gemv_x4(const uint8_t *g, int64_t nblk, const int8_t *q, int32_t out[4])
+{
+    const __m512i m01 = _mm512_inserti64x4(_mm512_set1_epi8((char)0xc0), _mm256_set1_epi8(0x30), 1);
+    const __m512i m23 = _mm512_inserti64x4(_mm512_set1_epi8(0x0c), _mm256_set1_epi8(0x03), 1);
+    const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi32(6), _mm256_set1_epi32(4), 1);
+    const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi32(2), _mm256_setzero_si256(), 1);
+    __m512i tot[4];
+    for (int i = 0; i < 4; i++) tot[i] = _mm512_setzero_si512();
+    for (int64_t c0 = 0; c0 < nblk; c0 += I2S_CHUNK) {
+        const int64_t cend = nblk - c0 < I2S_CHUNK ? nblk : c0 + I2S_CHUNK;
+        __m512i a0[4], a1[4];
+        for (int i = 0; i < 4; i++) a0[i] = a1[i] = _mm512_setzero_si512();
+        int64_t b = c0;
+        for (; b + 2 <= cend; b += 2) {
+            const int8_t *qb = q + 128 * b;
+            const uint8_t *p = g + 128 * b; /* 256 bytes per pair of blocks */
+            __m512i qa = loadu512(qb), qc = loadu512(qb + 64), qd = loadu512(qb + 128), qe = loadu512(qb + 192);
+            for (int i = 0; i < 4; i++) {
+                __m512i w0 = _mm512_broadcast_i64x4(loadu256(p + 64 * i));
+                __m512i w1 = _mm512_broadcast_i64x4(loadu256(p + 64 * i + 32));
+                a0[i] = _mm512_dpbusd_epi32(a0[i], _mm512_and_si512(w0, m01), qa);
+                a1[i] = _mm512_dpbusd_epi32(a1[i], _mm512_and_si512(w0, m23), qc);
+                a0[i] = _mm512_dpbusd_epi32(a0[i], _mm512_and_si512(w1, m01), qd);
+                a1[i] = _mm512_dpbusd_epi32(a1[i], _mm512_and_si512(w1, m23), qe);
+            }
+        }
+        if (b < cend) { /* the odd last block: 32 bytes per row */
+            __m512i qa = loadu512(q + 128 * b), qc = loadu512(q + 128 * b + 64);
+            for (int i = 0; i < 4; i++) {
+                __m512i w0 = _mm512_broadcast_i64x4(loadu256(g + 128 * b + 32 * i));
+                a0[i] = _mm512_dpbusd_epi32(a0[i], _mm512_and_si512(w0, m01), qa);
+                a1[i] = _mm512_dpbusd_epi32(a1[i], _mm512_and_si512(w0, m23), qc);
+            }
+        }
+        for (int i = 0; i < 4; i++)
+            tot[i] = _mm512_add_epi32(tot[i], _mm512_add_epi32(_mm512_srav_epi32(a0[i], sh01), _mm512_srav_epi32(a1[i], sh23)));
+    }
+    for (int i = 0; i < 4; i++) out[i] = _mm512_reduce_add_epi32(tot[i]);
+}
+
 static void mm_i2s_avx512(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
 {
     const int64_t K = w->cols, nblk = K / 128, rb = K / 4, R = row_tile((size_t)rb);
-    const uint8_t *base = w->data;
+    if (a->n_tok == 1) {
+        const float d = a->d[0], sum = (float)a->sum[0];
+        const int64_t gend = w->packed ? (w->rows & ~(int64_t)3) : 0; /* rows in x4 groups */
+        for (int64_t r = r0; r < r1;) {
+            int32_t acc[4];
+            if (r % 4 == 0 && r + 4 <= r1 && r < gend) {
+                i2s_gemv_x4((const uint8_t *)w->packed + r * rb, nblk, a->q, acc);
+                for (int i = 0; i < 4; i++) y[r + i] = ((float)acc[i] - sum) / d * w->scale;
+                r += 4;
+            } else {
+                bn_i2s_rowptr row = bn_i2s_row_at(w, r);
+                i2s_row(&row, nblk, a->q, K, 1, acc);
+                y[r] = ((float)acc[0] - sum) / d * w->scale;
+                r++;
+            }
+        }
+        return;
+    }
     for (int64_t rt = r0; rt < r1; rt += R) {
         int64_t rend = rt + R < r1 ? rt + R : r1;
         for (int64_t t0 = 0; t0 < a->n_tok; t0 += I2S_TOK) {
@@ -121,7 +183,7 @@ static void mm_i2s_avx512(const bn_weight *w, const bn_act_view *a, float *y, in
             const int8_t *q = a->q + t0 * K;
             for (int64_t r = rt; r < rend; r++) {
                 int32_t acc[I2S_TOK] = {0};
-                const uint8_t *row = base + r * rb;
+                const bn_i2s_rowptr rp = bn_i2s_row_at(w, r), *row = &rp;
                 switch (T) {
                 case 1: i2s_row(row, nblk, q, K, 1, acc); break;
                 case 2: i2s_row(row, nblk, q, K, 2, acc); break;
@@ -488,6 +550,7 @@ const bn_kernel_table bn_kernels_avx512 = {
             [BN_TYPE_BF16] = mm_bf16_avx512,
             [BN_TYPE_F32] = mm_f32_avx512,
         },
-    .row_align = 1,
+    .row_align = 4,
+    .i2s_x4 = 1,
     .fallback = &bn_kernels_avx2, /* Q6_K */
 };

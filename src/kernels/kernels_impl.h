@@ -29,6 +29,9 @@ typedef struct bn_kernel_table {
     bn_mm_fn mm[BN_TYPE_COUNT];
     /* Rows a thread's share is rounded to (keeps SIMD row groups whole); 0 means 1. */
     int row_align;
+    /* Whether mm[BN_TYPE_I2_S] reads the row-interleaved layout bn_weight_repack makes (it must
+     * still accept weights without one). */
+    int i2s_x4;
     /* Where a type has no kernel here, the next table to try (NULL: the reference). */
     const struct bn_kernel_table *fallback;
 } bn_kernel_table;
@@ -68,6 +71,45 @@ static inline float bn_reduce32(const float p[32])
     }
     float t0 = v[0] + v[4], t1 = v[1] + v[5], t2 = v[2] + v[6], t3 = v[3] + v[7];
     return (t0 + t1) + (t2 + t3);
+}
+
+/* ---- I2_S row-interleaved layout ("x4"), made by bn_weight_repack ----
+ * A GEMV computes four rows at once so that each activation load serves four rows.  Reading four
+ * rows of the file layout at once makes four memory streams, which the machines tried serve at
+ * half the speed of one (bench/kernels), so the repacked layout puts the four rows' blocks side by
+ * side and the kernel reads a single stream.  With rb = K / 4 bytes per row and nblk = K / 128:
+ *   group g (rows 4g .. 4g+3) occupies bytes [4g·rb, 4g·rb + 4·rb);
+ *   for each pair p of blocks (2p, 2p+1), row i's 64 bytes lie at 256p + 64i in the group;
+ *   an odd last block: row i's 32 bytes at 256·(nblk/2) + 32i.
+ * Rows after the last full group keep the file layout, at r·rb as in the file.  The per-tensor
+ * scale stays in bn_weight.scale.  Same bytes, same size, only their order differs. */
+typedef struct bn_i2s_rowptr {
+    const uint8_t *pairs; /* blocks 2p, 2p+1 of the row: 64 bytes at pairs + p * pair_stride */
+    size_t pair_stride;   /* 64 in the file layout, 256 in a group of the x4 layout */
+    const uint8_t *tail;  /* the odd last block, if nblk is odd */
+} bn_i2s_rowptr;
+
+static inline bn_i2s_rowptr bn_i2s_row_at(const bn_weight *w, int64_t r)
+{
+    const size_t rb = (size_t)w->cols / 4, npair = (size_t)w->cols / 256;
+    bn_i2s_rowptr R;
+    if (w->packed && r < (w->rows & ~(int64_t)3)) {
+        const uint8_t *g = (const uint8_t *)w->packed + (size_t)(r / 4) * 4 * rb;
+        R.pairs = g + 64 * (size_t)(r % 4);
+        R.pair_stride = 256;
+        R.tail = g + 256 * npair + 32 * (size_t)(r % 4);
+    } else {
+        R.pairs = (const uint8_t *)(w->packed ? w->packed : w->data) + (size_t)r * rb;
+        R.pair_stride = 64;
+        R.tail = R.pairs + 64 * npair;
+    }
+    return R;
+}
+
+/* The 32 bytes of block b of a row. */
+static inline const uint8_t *bn_i2s_block(const bn_i2s_rowptr *R, int64_t b, int64_t nblk)
+{
+    return (b | 1) < nblk ? R->pairs + (size_t)(b >> 1) * R->pair_stride + 32 * (size_t)(b & 1) : R->tail;
 }
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/file.h"
 #include "common/mem.h"
 #include "quant/quant.h"
 
@@ -280,6 +281,32 @@ bn_status bn_model_embed(const bn_model *m, int32_t token, float *dst)
     if (token < 0 || token >= m->hp.n_vocab)
         return bn_error(BN_ERR_RANGE, "token id %d is outside the vocabulary (0..%d)", token, m->hp.n_vocab - 1);
     return bn_dequantize_row(m->tok_embd->type, m->tok_embd->data, m->hp.n_embd, token, m->tok_embd_i2s_scale, dst);
+}
+
+bn_status bn_model_repack(bn_model *m, bool release_file_pages)
+{
+    const int nw = 7;
+    if (!bn_kernels_repack_i2s()) return BN_OK;
+    /* a copy at memory speed: worth the cores for the second it would take one */
+    bn_threadpool *pool = NULL;
+    int nt = bn_cpu_count_physical();
+    if (nt > 1 && bn_threadpool_init(&pool, nt > 8 ? 8 : nt) != BN_OK) pool = NULL;
+    bn_status st = BN_OK;
+    for (int i = 0; i <= m->hp.n_layer * nw; i++) {
+        bn_weight *w;
+        if (i == m->hp.n_layer * nw) w = &m->output;
+        else {
+            bn_layer *L = &m->layers[i / nw];
+            bn_weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+            w = ws[i % nw];
+        }
+        size_t bytes;
+        if ((st = bn_weight_repack(w, pool, &bytes)) != BN_OK) break;
+        if (bytes && release_file_pages) bn_mapfile_release(w->data, bytes);
+        m->repacked_bytes += bytes;
+    }
+    bn_threadpool_free(pool);
+    return st == BN_OK ? BN_OK : bn_error_prefix(st, "repacking weights: ");
 }
 
 bn_status bn_model_requantize_head(bn_model *m, uint32_t type)

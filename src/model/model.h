@@ -49,6 +49,7 @@ typedef struct bn_model {
     void **owned;              /* converted small tensors */
     int n_owned;
     uint64_t n_params;
+    uint64_t repacked_bytes;   /* weight bytes copied into a faster layout by bn_model_repack */
 } bn_model;
 
 /* Binds a model to an opened GGUF file.  On success the model owns g. On failure g is untouched
@@ -60,6 +61,12 @@ void bn_model_free(bn_model *m);
  * generated token for a small quality cost.  Only the head changes; token_embd lookups keep the
  * stored type.  No-op if the head already has that type. */
 bn_status bn_model_requantize_head(bn_model *m, uint32_t type);
+
+/* Copies the matrices the active kernels read faster in another layout (I2_S on AVX2/AVX-512:
+ * bn_weight_repack) into that layout.  With release_file_pages (the model is a read-only file
+ * mapping), the file's pages of each copied tensor are then dropped from the resident set, so the
+ * copy does not count twice.  m->repacked_bytes gets the total. */
+bn_status bn_model_repack(bn_model *m, bool release_file_pages);
 
 /* Embedding lookup: dst[n_embd] = row `token` of token_embd as float. */
 bn_status bn_model_embed(const bn_model *m, int32_t token, float *dst);

@@ -122,6 +122,15 @@ static void run_reference_at(const char *root, const char *dir, int n_threads, a
     const int nv = m->hp.n_vocab;
     float *ours = malloc((size_t)n * nv * sizeof(float));
     for (int t = 0; t < n; t++) memcpy(ours + (size_t)t * nv, bn_ctx_logits(c, t), (size_t)nv * sizeof(float));
+    /* weights repacked at load, as bitnet_model_load does (with the file's pages released):
+     * the same logits, bit for bit */
+    bn_ctx_free(c);
+    assert_ok(bn_model_repack(m, bn_gguf_is_file_mapping(g)));
+    if (m->hp.n_layer > 0 && m->layers[0].wq.type == BN_TYPE_I2_S && bn_kernels_repack_i2s())
+        assert_true(m->repacked_bytes > 0);
+    assert_ok(bn_ctx_init(m, &cp, &c));
+    assert_ok(bn_ctx_eval(c, tokens, n, true));
+    for (int t = 0; t < n; t++) assert_memory_equal(ours + (size_t)t * nv, bn_ctx_logits(c, t), (size_t)nv * sizeof(float));
 
     snprintf(path, sizeof path, "%s/%s/logits_ref.f32", root, dir);
     size_t len;

@@ -196,13 +196,23 @@ static void compare_impl(bn_kernel_impl k, uint32_t type, int64_t rows, int64_t 
     assert_int_equal(bn_kernels_force(BN_KERNEL_REF), BN_OK);
     assert_int_equal(bn_matmul(&w, &a, y0, NULL), BN_OK);
     assert_int_equal(bn_kernels_force(k), BN_OK);
-    assert_int_equal(bn_matmul(&w, &a, y1, pool), BN_OK);
-    for (int64_t i = 0; i < rows * n_tok; i++)
-        if (memcmp(&y0[i], &y1[i], 4) != 0) {
-            fprintf(stderr, "%s %s rows %lld K %lld n_tok %lld: y[%lld] = %.9g, reference %.9g\n", bn_kernel_impl_name(k),
-                    bn_type_name(type), (long long)rows, (long long)K, (long long)n_tok, (long long)i, y1[i], y0[i]);
-            fail();
+    /* the file layout, then (where the implementation has one) the repacked layout */
+    for (int packed = 0; packed < 2; packed++) {
+        if (packed) {
+            size_t bytes;
+            assert_int_equal(bn_weight_repack(&w, pool, &bytes), BN_OK);
+            if (!bytes) break;
+            assert_true(type == BN_TYPE_I2_S && bytes == (size_t)(rows * K / 4));
         }
+        assert_int_equal(bn_matmul(&w, &a, y1, pool), BN_OK);
+        for (int64_t i = 0; i < rows * n_tok; i++)
+            if (memcmp(&y0[i], &y1[i], 4) != 0) {
+                fprintf(stderr, "%s %s%s rows %lld K %lld n_tok %lld: y[%lld] = %.9g, reference %.9g\n",
+                        bn_kernel_impl_name(k), bn_type_name(type), packed ? " (repacked)" : "", (long long)rows,
+                        (long long)K, (long long)n_tok, (long long)i, y1[i], y0[i]);
+                fail();
+            }
+    }
     bn_act_free(&a);
     bn_weight_free(&w);
     free(wd), free(x), free(y0), free(y1);
@@ -267,14 +277,15 @@ static void *all_plus_one(uint32_t type, int64_t rows, int64_t K)
 {
     int64_t n = rows * K;
     int8_t *t = malloc((size_t)n);
-    float sc[1024];
-    for (int i = 0; i < 1024; i++) sc[i] = 1.0f;
+    float *sc = malloc(sizeof(float) * (size_t)(n / 128 + 1)); /* a scale per block, whatever the type */
+    for (int64_t i = 0; i < n / 128 + 1; i++) sc[i] = 1.0f;
     memset(t, 1, (size_t)n);
     size_t nb;
     assert_true(bn_type_tensor_nbytes(type, K, n, &nb));
     void *p = malloc(nb);
     assert_int_equal(bn_ternary_encode(type, t, sc, n, p), BN_OK);
     free(t);
+    free(sc);
     return p;
 }
 
@@ -287,7 +298,7 @@ static void test_worst_case_sums(void **state)
         g_fill = fill == 0 ? -128 : fill == 1 ? 127 : 2;
         for (int ti = 0; ti < 3; ti++)
             for (int ki = 0; ki < 3; ki++) {
-                int64_t K = Ks[ki], rows = 3, n_tok = 2;
+                int64_t K = Ks[ki], rows = 5, n_tok = 2; /* a group of four rows for repacked I2_S, and one more */
                 void *wd = all_plus_one(tt[ti], rows, K);
                 float *x = make_input(n_tok, K);
                 bn_weight w;
@@ -302,8 +313,20 @@ static void test_worst_case_sums(void **state)
                 for (int k = 0; k <= BN_KERNEL_WASM; k++) {
                     if (!bn_kernel_impl_available((bn_kernel_impl)k)) continue;
                     assert_int_equal(bn_kernels_force((bn_kernel_impl)k), BN_OK);
+                    size_t packed;
+                    assert_int_equal(bn_weight_repack(&w, NULL, &packed), BN_OK); /* where k reads a repacked layout */
+                    for (int gemv = 0; gemv < 2; gemv++) {
+                    /* n_tok tokens at once, then one token (the GEMV path) */
                     assert_int_equal(bn_matmul(&w, &a, y, NULL), BN_OK);
-                    for (int64_t t = 0; t < n_tok; t++) {
+                    if (gemv) {
+                        bn_act one;
+                        bn_act_init(&one);
+                        assert_int_equal(bn_act_quantize(&one, bn_weight_act_format(&w), x, 1, K, NULL), BN_OK);
+                        poke_extreme(&one);
+                        assert_int_equal(bn_matmul(&w, &one, y, NULL), BN_OK);
+                        bn_act_free(&one);
+                    }
+                    for (int64_t t = 0; t < (gemv ? 1 : n_tok); t++) {
                         /* exact: every weight +1, so the sum is sum(q) (I2_S: 2*sum - sum) */
                         int64_t qs = 0;
                         for (int64_t kk = 0; kk < K; kk++) qs += v.q[t * K + kk];
@@ -319,14 +342,17 @@ static void test_worst_case_sums(void **state)
                             }
                             e = s;
                         }
-                        if (memcmp(&e, &y[t * rows], 4) != 0) {
-                            fprintf(stderr, "%s %s K %lld fill %d: %.9g expected %.9g\n",
-                                    bn_kernel_impl_name((bn_kernel_impl)k), bn_type_name(tt[ti]), (long long)K, g_fill,
-                                    y[t * rows], e);
-                            fail();
-                        }
+                        for (int64_t r = 0; r < rows; r++)
+                            if (memcmp(&e, &y[t * rows + r], 4) != 0) {
+                                fprintf(stderr, "%s %s K %lld fill %d row %lld: %.9g expected %.9g\n",
+                                        bn_kernel_impl_name((bn_kernel_impl)k), bn_type_name(tt[ti]), (long long)K, g_fill,
+                                        (long long)r, y[t * rows + r], e);
+                                fail();
+                            }
+                    }
                     }
                 }
+                bn_weight_free(&w);
                 bn_act_free(&a);
                 free(wd), free(x), free(y);
             }

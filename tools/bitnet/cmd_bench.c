@@ -25,6 +25,7 @@ static void bench_usage(FILE *f)
                "  -r, --repetitions N  repetitions of each test (default 5)\n"
                "      --kv f16|f32     KV cache precision (default f16)\n"
                "      --head q8_0      requantise the output head to Q8_0 at load\n"
+               "      --no-repack      keep I2_S weights in the file's layout (see bitnet info --system)\n"
                "      --no-bandwidth   skip measuring the machine's read bandwidth\n"
                "  -o, --output FMT     md (default), json or csv\n"
                "  -h, --help           this help\n");
@@ -164,6 +165,10 @@ int cmd_bench(int argc, char **argv)
             measure_bw = false;
             continue;
         }
+        if (!strcmp(a, "--no-repack")) {
+            mp.repack = false;
+            continue;
+        }
         if (!v) {
             fprintf(stderr, "bitnet: unknown option or missing value: '%s' (see --help)\n", a);
             return 2;
@@ -278,8 +283,10 @@ int cmd_bench(int argc, char **argv)
             printf("%s,%d,%d,%d,%.4f,%.4f,%.4f,%.1f,%.0f,%.3f\n", model, recs[i].threads, recs[i].n_prompt,
                    recs[i].n_gen, recs[i].avg_ts, recs[i].stddev_ts, load_s, rss_mib, bytes_per_tok, recs[i].bw_gbs);
     } else {
-        printf("model: %s (%s, %.1f MiB of weights, %.2f G params) · kernels: %s · load %.2f s · peak RSS %.0f MiB\n\n",
+        printf("model: %s (%s, %.1f MiB of weights, %.2f G params) · kernels: %s · load %.2f s · peak RSS %.0f MiB",
                model, info.arch, info.weight_bytes / 1048576.0, info.n_params / 1e9, sys.kernels, load_s, rss_mib);
+        if (info.repacked_bytes) printf(" · I2_S repacked at load: %.1f MiB", info.repacked_bytes / 1048576.0);
+        printf("\n\n");
         printf("| threads | test | t/s | read BW GB/s | roofline |\n|---:|---|---:|---:|---:|\n");
         for (int i = 0; i < n_rec; i++) {
             record *r = &recs[i];

@@ -356,6 +356,9 @@ static void print_system_text(const bitnet_system_info *si, bool blank_line)
     printf("  %-15s %s\n", "kernels", si->kernels);
     printf("  %-15s %s\n", "cpu features", si->cpu_features[0] ? si->cpu_features : "(none)");
     printf("  %-15s %d physical, %d logical\n", "cores", si->n_cores_physical, si->n_cores_logical);
+    printf("  %-15s %s\n", "I2_S layout",
+           si->i2s_repack ? "repacked at load: rows interleaved by four (one memory stream per GEMV)"
+                          : "as stored in the file");
 }
 
 static cJSON *system_json(const bitnet_system_info *si)
@@ -365,6 +368,7 @@ static cJSON *system_json(const bitnet_system_info *si)
     cJSON_AddStringToObject(o, "cpu_features", si->cpu_features);
     cJSON_AddNumberToObject(o, "n_cores_physical", si->n_cores_physical);
     cJSON_AddNumberToObject(o, "n_cores_logical", si->n_cores_logical);
+    cJSON_AddBoolToObject(o, "i2s_repack", si->i2s_repack);
     return o;
 }
 

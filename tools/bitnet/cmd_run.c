@@ -172,6 +172,8 @@ static int parse_run_opts(int argc, char **argv, run_opts *o)
     return 0;
 }
 
+static uint64_t g_repacked; /* for the load log */
+
 static bool load_model(const run_opts *o, bitnet_model **m, double *seconds)
 {
     bitnet_model_params mp;
@@ -184,6 +186,8 @@ static bool load_model(const run_opts *o, bitnet_model **m, double *seconds)
         return false;
     }
     *seconds = cli_now() - t0;
+    bitnet_model_info info;
+    if (bitnet_model_info_get(*m, &info) == BITNET_OK) g_repacked = info.repacked_bytes;
     return true;
 }
 
@@ -223,7 +227,9 @@ static bool print_piece(void *user, bitnet_token id, const char *text, size_t le
 
 static void print_summary(double load_s, const bitnet_generate_stats *st)
 {
-    fprintf(stderr, "\nload %.2f s · prompt %d tok %.1f tok/s · gen %d tok %.1f tok/s\n", load_s, st->n_prompt,
+    char rp[64] = "";
+    if (g_repacked) snprintf(rp, sizeof rp, " (I2_S repacked: %.0f MiB)", g_repacked / 1048576.0);
+    fprintf(stderr, "\nload %.2f s%s · prompt %d tok %.1f tok/s · gen %d tok %.1f tok/s\n", load_s, rp, st->n_prompt,
             st->prompt_seconds > 0 ? st->n_prompt / st->prompt_seconds : 0.0, st->n_generated,
             st->gen_seconds > 0 ? st->n_generated / st->gen_seconds : 0.0);
 }
