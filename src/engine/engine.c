@@ -119,15 +119,17 @@ bn_status bn_ctx_truncate(bn_ctx *c, int n)
 static bn_status matmul_shared(bn_ctx *c, const float *x, int n, bn_weight *const *w, float *const *y,
                                const float *scales, int count)
 {
-    bn_act_format have = (bn_act_format)-1;
-    for (int i = 0; i < count; i++) {
+    for (int i = 0; i < count;) {
+        /* the run of weights wanting the same activation format: one quantisation, one job */
         bn_act_format f = bn_weight_act_format(w[i]);
+        int j = i + 1;
+        while (j < count && j - i < BN_MATMUL_MAX && bn_weight_act_format(w[j]) == f) j++;
         bn_status st;
-        if (f != have) {
-            if ((st = bn_act_quantize(&c->act, f, x, n, w[i]->cols, c->pool)) != BN_OK) return st;
-            have = f;
-        }
-        if ((st = bn_matmul(w[i], &c->act, y[i], c->pool)) != BN_OK) return st;
+        if ((st = bn_act_quantize(&c->act, f, x, n, w[i]->cols, c->pool)) != BN_OK) return st;
+        if ((st = bn_matmul_multi((const bn_weight *const *)&w[i], j - i, &c->act, &y[i], c->pool)) != BN_OK) return st;
+        i = j;
+    }
+    for (int i = 0; i < count; i++) {
         if (scales && scales[i] != 1.0f) {
             const float s = scales[i];
             float *yy = y[i];

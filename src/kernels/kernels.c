@@ -280,11 +280,16 @@ bn_status bn_act_quantize(bn_act *a, bn_act_format fmt, const float *x, int64_t 
 
 /* ---- matmul ---- */
 
+/* Up to BN_MATMUL_MAX products sharing one activation buffer run as one parallel job: their rows
+ * form one range that the threads split, so the workers wake once and share the work evenly even
+ * where one matrix is small (K and V next to Q). */
 typedef struct mm_task {
-    const bn_weight *w;
+    const bn_weight *w[BN_MATMUL_MAX];
+    float *y[BN_MATMUL_MAX];
+    bn_mm_fn fn[BN_MATMUL_MAX];
+    int64_t first[BN_MATMUL_MAX + 1]; /* product i owns rows [first[i], first[i+1]) of the range */
+    int n;
     bn_act_view v;
-    float *y;
-    bn_mm_fn fn;
     long align;
 } mm_task;
 
@@ -292,34 +297,58 @@ static void mm_rows(void *arg, int ith, int nth)
 {
     mm_task *T = arg;
     long lo, hi;
-    bn_split_range((long)T->w->rows, ith, nth, T->align, &lo, &hi);
-    if (lo < hi) T->fn(T->w, &T->v, T->y, lo, hi);
+    bn_split_range((long)T->first[T->n], ith, nth, T->align, &lo, &hi);
+    for (int i = 0; i < T->n; i++) {
+        int64_t a = lo > T->first[i] ? lo : T->first[i], b = hi < T->first[i + 1] ? hi : T->first[i + 1];
+        if (a < b) T->fn[i](T->w[i], &T->v, T->y[i], a - T->first[i], b - T->first[i]);
+    }
 }
 
-bn_status bn_matmul(const bn_weight *w, const bn_act *a, float *y, bn_threadpool *pool)
+static bn_status mm_kernel(const bn_weight *w, const bn_act *a, bn_mm_fn *fn, int *align)
 {
-    if (!w || !a || !y || !w->data) return bn_error(BN_ERR_INVALID_ARG, "matmul: NULL argument");
+    if (!w || !w->data) return bn_error(BN_ERR_INVALID_ARG, "matmul: NULL argument");
     if (a->format != bn_weight_act_format(w))
         return bn_error(BN_ERR_INVALID_ARG, "matmul: activations are in format %d, %s weights need %d", (int)a->format,
                         bn_type_name(w->type), (int)bn_weight_act_format(w));
     if (a->cols != w->cols || a->n_tok <= 0)
         return bn_error(BN_ERR_INVALID_ARG, "matmul: activations have %lld columns, weights %lld", (long long)a->cols,
                         (long long)w->cols);
-    if (a->format == BN_ACT_F32 ? !a->x : !a->buf) return bn_error(BN_ERR_STATE, "matmul: activations not prepared");
     const bn_kernel_table *tab = bn_kernel_table_get(bn_kernels_active());
     while (!tab->mm[w->type] && tab->fallback) tab = tab->fallback;
     if (!tab->mm[w->type]) tab = &bn_kernels_ref;
-    bn_mm_fn fn = tab->mm[w->type];
-    if (!fn) return bn_error(BN_ERR_UNSUPPORTED, "matmul: no kernel for %s", bn_type_name(w->type));
+    *fn = tab->mm[w->type];
+    if (!*fn) return bn_error(BN_ERR_UNSUPPORTED, "matmul: no kernel for %s", bn_type_name(w->type));
+    if (tab->row_align > *align) *align = tab->row_align;
+    return BN_OK;
+}
+
+bn_status bn_matmul_multi(const bn_weight *const *w, int n, const bn_act *a, float *const *y, bn_threadpool *pool)
+{
+    if (!w || !a || !y || n < 1 || n > BN_MATMUL_MAX) return bn_error(BN_ERR_INVALID_ARG, "matmul: bad arguments");
     mm_task T;
-    T.w = w;
+    int align = 1;
+    T.n = n;
+    T.first[0] = 0;
+    double work = 0;
+    for (int i = 0; i < n; i++) {
+        if (!y[i]) return bn_error(BN_ERR_INVALID_ARG, "matmul: NULL argument");
+        bn_status st = mm_kernel(w[i], a, &T.fn[i], &align);
+        if (st != BN_OK) return st;
+        T.w[i] = w[i];
+        T.y[i] = y[i];
+        T.first[i + 1] = T.first[i] + w[i]->rows;
+        work += (double)w[i]->rows * (double)w[i]->cols * (double)a->n_tok;
+    }
+    if (a->format == BN_ACT_F32 ? !a->x : !a->buf) return bn_error(BN_ERR_STATE, "matmul: activations not prepared");
     bn_act_view_get(a, &T.v);
-    T.y = y;
-    T.fn = fn;
-    T.align = tab->row_align > 1 ? tab->row_align : 1;
+    T.align = align;
     /* Small products are not worth waking the workers for. */
-    double work = (double)w->rows * (double)w->cols * (double)a->n_tok;
     if (!pool || bn_threadpool_size(pool) == 1 || work < 65536.0) mm_rows(&T, 0, 1);
     else bn_threadpool_run(pool, mm_rows, &T);
     return BN_OK;
+}
+
+bn_status bn_matmul(const bn_weight *w, const bn_act *a, float *y, bn_threadpool *pool)
+{
+    return bn_matmul_multi(&w, 1, a, &y, pool);
 }

@@ -71,6 +71,10 @@ bn_status bn_act_quantize(bn_act *a, bn_act_format fmt, const float *x, int64_t 
 
 /* Y = W X^T as described above.  Work is split across the pool by output rows. */
 bn_status bn_matmul(const bn_weight *w, const bn_act *a, float *y, bn_threadpool *pool);
+/* y[i] = W[i] X for n <= BN_MATMUL_MAX weights reading the same prepared activations, as one
+ * parallel job (one wake-up of the threads, rows shared evenly across all the products). */
+#define BN_MATMUL_MAX 4
+bn_status bn_matmul_multi(const bn_weight *const *w, int n, const bn_act *a, float *const *y, bn_threadpool *pool);
 
 /* ---- dispatch ---- */
 typedef enum bn_kernel_impl {

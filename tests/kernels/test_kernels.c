@@ -393,6 +393,48 @@ static void test_threads_same_result(void **state)
     bn_kernels_force(BN_KERNEL_REF);
 }
 
+/* Several products in one job (Q, K, V) give what each gives alone, whatever the row counts. */
+static void test_matmul_multi(void **state)
+{
+    (void)state;
+    bn_threadpool *pool;
+    assert_int_equal(bn_threadpool_init(&pool, 3), BN_OK);
+    const int64_t K = 2048, n_tok = 2, rows[3] = {66, 9, 17}; /* enough work to use the pool */
+    bn_weight w[3];
+    void *wd[3];
+    float *ys[3], *y1[3];
+    for (int i = 0; i < 3; i++) {
+        wd[i] = make_weights(BN_TYPE_I2_S, rows[i], K);
+        assert_int_equal(bn_weight_init(&w[i], BN_TYPE_I2_S, wd[i], rows[i], K), BN_OK);
+        ys[i] = malloc(sizeof(float) * (size_t)(rows[i] * n_tok));
+        y1[i] = malloc(sizeof(float) * (size_t)(rows[i] * n_tok));
+    }
+    float *x = make_input(n_tok, K);
+    const bn_weight *wp[3] = {&w[0], &w[1], &w[2]};
+    for (int k = 0; k <= BN_KERNEL_WASM; k++) {
+        if (!bn_kernel_impl_available((bn_kernel_impl)k)) continue;
+        bn_kernels_force((bn_kernel_impl)k);
+        for (int nt = 1; nt <= n_tok; nt++) { /* GEMV and GEMM paths */
+            bn_act a;
+            bn_act_init(&a);
+            assert_int_equal(bn_act_quantize(&a, BN_ACT_I8_ROW, x, nt, K, NULL), BN_OK);
+            for (int i = 0; i < 3; i++) assert_int_equal(bn_matmul(&w[i], &a, y1[i], NULL), BN_OK);
+            assert_int_equal(bn_matmul_multi(wp, 3, &a, ys, pool), BN_OK);
+            for (int i = 0; i < 3; i++) assert_memory_equal(ys[i], y1[i], sizeof(float) * (size_t)(rows[i] * nt));
+            assert_int_equal(bn_matmul_multi(wp, 0, &a, ys, pool), BN_ERR_INVALID_ARG);
+            assert_int_equal(bn_matmul_multi(wp, BN_MATMUL_MAX + 1, &a, ys, pool), BN_ERR_INVALID_ARG);
+            bn_act_free(&a);
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        bn_weight_free(&w[i]);
+        free(wd[i]), free(ys[i]), free(y1[i]);
+    }
+    free(x);
+    bn_threadpool_free(pool);
+    bn_kernels_force(BN_KERNEL_REF);
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
@@ -451,6 +493,7 @@ int main(void)
         cmocka_unit_test(test_impls_equal_reference),
         cmocka_unit_test(test_worst_case_sums),
         cmocka_unit_test(test_threads_same_result),
+        cmocka_unit_test(test_matmul_multi),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
