@@ -122,7 +122,7 @@ bn_status bn_weight_repack(bn_weight *w, bn_threadpool *pool, size_t *bytes)
 
 /* ---- activations ----
  * Buffer layout (each part 64-byte aligned):
- *   I8_ROW: q [n_tok*cols] int8 | d [n_tok] float | sum [n_tok] int32
+ *   I8_ROW: q [n_tok*cols] int8 | qp [n_tok*cols] int8 (n_tok > 1 only) | d [n_tok] float | sum [n_tok] int32
  *   Q8_K:   q [n_tok*cols] int8 | d [n_tok*cols/256] float | sum [n_tok*cols/256] int32 | bsums [n_tok*cols/16] int16
  *   Q8_0:   q [n_tok*cols] int8 | d [n_tok*cols/32] float
  *   F16, BF16: h [n_tok*cols] uint16
@@ -131,7 +131,7 @@ bn_status bn_weight_repack(bn_weight *w, bn_threadpool *pool, size_t *bytes)
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 typedef struct act_layout {
-    size_t off_q, off_d, off_sum, off_bsums, off_h, total;
+    size_t off_q, off_qp, off_d, off_sum, off_bsums, off_h, total;
 } act_layout;
 
 static void act_layout_get(bn_act_format fmt, int64_t n_tok, int64_t cols, act_layout *L)
@@ -140,7 +140,9 @@ static void act_layout_get(bn_act_format fmt, int64_t n_tok, int64_t cols, act_l
     memset(L, 0, sizeof *L);
     switch (fmt) {
     case BN_ACT_I8_ROW:
-        L->off_d = align64(n);
+        /* a batch also gets q reordered for the GEMM kernels (bn_act_view.qp) */
+        L->off_qp = nt > 1 ? align64(n) : 0;
+        L->off_d = align64(n) + (nt > 1 ? align64(n) : 0);
         L->off_sum = L->off_d + align64(nt * 4);
         L->total = L->off_sum + align64(nt * 4);
         break;
@@ -176,6 +178,7 @@ void bn_act_view_get(const bn_act *a, bn_act_view *v)
         v->d = (const float *)(const void *)(b + L.off_d);
         if (a->format != BN_ACT_Q8_0) v->sum = (const int32_t *)(const void *)(b + L.off_sum);
         if (a->format == BN_ACT_Q8_K) v->bsums = (const int16_t *)(const void *)(b + L.off_bsums);
+        if (a->format == BN_ACT_I8_ROW && L.off_qp) v->qp = (const int8_t *)(b + L.off_qp);
         break;
     case BN_ACT_F16:
     case BN_ACT_BF16: v->h = (const uint16_t *)(const void *)b; break;
@@ -203,6 +206,17 @@ typedef struct act_task {
     act_layout L;
 } act_task;
 
+void bn_act_i8_reorder(const int8_t *q, int8_t *qp, int64_t K)
+{
+    int64_t c = 0;
+    for (; c + 256 <= K; c += 256)
+        for (int i = 0; i < 4; i++) {
+            memcpy(qp + c + 64 * i, q + c + 32 * i, 32);
+            memcpy(qp + c + 64 * i + 32, q + c + 128 + 32 * i, 32);
+        }
+    memcpy(qp + c, q + c, (size_t)(K - c));
+}
+
 static void act_quantize_rows(void *arg, int ith, int nth)
 {
     act_task *T = arg;
@@ -217,6 +231,7 @@ static void act_quantize_rows(void *arg, int ith, int nth)
             float *d = (float *)(void *)(T->buf + T->L.off_d);
             int32_t *s = (int32_t *)(void *)(T->buf + T->L.off_sum);
             d[t] = bn_quantize_act_i8(x, K, q, &s[t]);
+            if (T->L.off_qp) bn_act_i8_reorder(q, (int8_t *)T->buf + T->L.off_qp + t * K, K);
             break;
         }
         case BN_ACT_Q8_K: {

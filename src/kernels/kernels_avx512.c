@@ -155,8 +155,100 @@ static void i2s_gemv_x4(const uint8_t *g, int64_t nblk, const int8_t *q, int32_t
     for (int i = 0; i < 4; i++) out[i] = _mm512_reduce_add_epi32(tot[i]);
 }
 
+/* A batch (GEMM): R rows x T tokens per register tile, R * T int32 accumulators.  The codes of a
+ * pair of blocks are decoded once per row (shift by 6 - 2i, mask to 0..3: four zmm of 64 codes)
+ * and each meets 64 contiguous bytes of the reordered activations (bn_act_view.qp), which are
+ * loaded once per token for all R rows.  Each lane adds 4 * 3 * 128 per VPDPBUSD and four of
+ * them per pair of blocks: 6144 * K / 256 < 2^31 for K <= 2^24.  The integer sum is the exact
+ * dot product, so the float step is the reference's. */
+BN_AI void i2s_tile(const bn_i2s_rowptr *rows, const int R, int64_t nblk, const int8_t *qp, int64_t K, const int T,
+                    int32_t *out)
+{
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m512i acc[2][6];
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) acc[r][t] = _mm512_setzero_si512();
+    const int64_t npair = nblk / 2;
+    for (int64_t p = 0; p < npair; p++) {
+        __m512i c[2][4];
+        for (int r = 0; r < R; r++) {
+            __m512i w = loadu512(rows[r].pairs + (size_t)p * rows[r].pair_stride);
+            c[r][0] = _mm512_and_si512(_mm512_srli_epi16(w, 6), m3);
+            c[r][1] = _mm512_and_si512(_mm512_srli_epi16(w, 4), m3);
+            c[r][2] = _mm512_and_si512(_mm512_srli_epi16(w, 2), m3);
+            c[r][3] = _mm512_and_si512(w, m3);
+        }
+        for (int t = 0; t < T; t++) {
+            const int8_t *q = qp + t * K + 256 * p;
+            for (int i = 0; i < 4; i++) {
+                __m512i qv = loadu512(q + 64 * i);
+                for (int r = 0; r < R; r++) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], c[r][i], qv);
+            }
+        }
+    }
+    if (nblk & 1) { /* the odd last block; its activations are in file order */
+        const __m256i m3y = _mm256_set1_epi8(3);
+        for (int r = 0; r < R; r++) {
+            __m256i w = loadu256(rows[r].tail);
+            __m256i cy[4] = {_mm256_and_si256(_mm256_srli_epi16(w, 6), m3y), _mm256_and_si256(_mm256_srli_epi16(w, 4), m3y),
+                             _mm256_and_si256(_mm256_srli_epi16(w, 2), m3y), _mm256_and_si256(w, m3y)};
+            for (int t = 0; t < T; t++) {
+                const int8_t *q = qp + t * K + 256 * npair;
+                for (int i = 0; i < 4; i++)
+                    acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], _mm512_zextsi256_si512(cy[i]),
+                                                    _mm512_zextsi256_si512(loadu256(q + 32 * i)));
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < T; t++) out[r * T + t] = _mm512_reduce_add_epi32(acc[r][t]);
+}
+
+#define I2S_TILE_TOK 6
+
+static void mm_i2s_gemm_avx512(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
+{
+    const int64_t K = w->cols, nblk = K / 128, rb = K / 4;
+    int64_t RT = row_tile((size_t)rb);
+    RT += RT & 1;
+    for (int64_t rt = r0; rt < r1; rt += RT) {
+        const int64_t rend = rt + RT < r1 ? rt + RT : r1;
+        for (int64_t t0 = 0; t0 < a->n_tok; t0 += I2S_TILE_TOK) {
+            const int T = (int)(a->n_tok - t0 < I2S_TILE_TOK ? a->n_tok - t0 : I2S_TILE_TOK);
+            const int8_t *qp = a->qp + t0 * K;
+            for (int64_t r = rt; r < rend; r += 2) {
+                const int R = rend - r >= 2 ? 2 : 1;
+                bn_i2s_rowptr rows[2] = {bn_i2s_row_at(w, r), bn_i2s_row_at(w, R == 2 ? r + 1 : r)};
+                int32_t out[2 * I2S_TILE_TOK];
+#define TILE_CASE(TT)                                                                                                  \
+    case TT:                                                                                                           \
+        if (R == 2) i2s_tile(rows, 2, nblk, qp, K, TT, out);                                                           \
+        else i2s_tile(rows, 1, nblk, qp, K, TT, out);                                                                  \
+        break;
+                switch (T) {
+                    TILE_CASE(1)
+                    TILE_CASE(2)
+                    TILE_CASE(3)
+                    TILE_CASE(4)
+                    TILE_CASE(5)
+                default: TILE_CASE(6)
+                }
+#undef TILE_CASE
+                for (int i = 0; i < R; i++)
+                    for (int t = 0; t < T; t++)
+                        y[(t0 + t) * w->rows + r + i] =
+                            ((float)out[i * T + t] - (float)a->sum[t0 + t]) / a->d[t0 + t] * w->scale;
+            }
+        }
+    }
+}
+
 static void mm_i2s_avx512(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
 {
+    if (a->n_tok > 1 && a->qp) {
+        mm_i2s_gemm_avx512(w, a, y, r0, r1);
+        return;
+    }
     const int64_t K = w->cols, nblk = K / 128, rb = K / 4, R = row_tile((size_t)rb);
     if (a->n_tok == 1) {
         const float d = a->d[0], sum = (float)a->sum[0];

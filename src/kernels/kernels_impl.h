@@ -11,6 +11,10 @@
 /* Prepared activations, as pointers into bn_act.buf (see bn_act_view_get for the layout). */
 typedef struct bn_act_view {
     const int8_t *q;      /* I8_ROW, Q8_K, Q8_0: [n_tok][cols] */
+    const int8_t *qp;     /* I8_ROW with n_tok > 1: q with each 256-element chunk reordered as
+                             32 of q[32i..], 32 of q[128 + 32i..] for i = 0..3 (a last odd 128 as
+                             is), so that a pair of I2_S blocks' codes shifted by 6 - 2i meet 64
+                             contiguous bytes; NULL otherwise */
     const float *d;       /* I8_ROW: s per token [n_tok]; Q8_K: [n_tok][cols/256]; Q8_0: [n_tok][cols/32] */
     const int32_t *sum;   /* I8_ROW: sum of q per token [n_tok]; Q8_K: per 256-block [n_tok][cols/256] */
     const int16_t *bsums; /* Q8_K: sums per 16 elements [n_tok][cols/16] */
@@ -20,6 +24,8 @@ typedef struct bn_act_view {
 } bn_act_view;
 
 void bn_act_view_get(const bn_act *a, bn_act_view *v);
+/* Writes qp from q for one token of K values (the order bn_act_view.qp describes). */
+void bn_act_i8_reorder(const int8_t *q, int8_t *qp, int64_t K);
 
 /* Computes y[t * w->rows + r] for every token t and rows r0 <= r < r1. */
 typedef void (*bn_mm_fn)(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1);

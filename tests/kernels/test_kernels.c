@@ -258,6 +258,7 @@ static void poke_extreme(bn_act *a)
             int32_t s = 0;
             for (int64_t k = 0; k < v.cols; k++) s += q[t * v.cols + k];
             ((int32_t *)v.sum)[t] = s;
+            if (v.qp) bn_act_i8_reorder(q + t * v.cols, (int8_t *)v.qp + t * v.cols, v.cols);
         }
     if (a->format == BN_ACT_Q8_K) {
         for (int64_t b = 0; b < n / 256; b++) {
