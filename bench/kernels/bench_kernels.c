@@ -2,7 +2,7 @@
  * read, GEMM tokens/s for a 128-token batch, at 1 and 2 threads, next to this machine's read
  * bandwidth measured by the same program.
  *
- *   bench_kernels [--quick] [--hot] [--file-layout] [--reps N] [--types I2_S,TQ2_0,TQ1_0] [--threads 1,2]
+ *   bench_kernels [--quick] [--hot] [--file-layout] [--reps N] [--types I2_S,TQ2_0,TQ1_0] [--heads F16,Q8_0,Q6_K] [--threads 1,2]
  *
  * Weights are replicated until they exceed the last-level cache (512 MiB in all, 128 MiB with
  * --quick) and the copies are used in turn, so a GEMV reads from memory as in a forward pass. */
@@ -124,6 +124,14 @@ static void *make_weight(uint32_t type, int64_t rows, int64_t cols, size_t *nbyt
         bn_ternary_encode(type, t, sc, n, p);
         free(t);
         free(sc);
+    } else if (type == BN_TYPE_Q8_0 || type == BN_TYPE_Q6_K) {
+        size_t rbytes = *nbytes / (size_t)rows;
+        float *row = malloc(sizeof(float) * (size_t)cols);
+        for (int64_t r = 0; r < rows; r++) {
+            for (int64_t k = 0; k < cols; k++) row[k] = (float)(rnd() % 2001) * 1e-5f - 0.01f;
+            bn_quantize(type, row, 1, cols, p + (size_t)r * rbytes);
+        }
+        free(row);
     } else {
         for (size_t i = 0; i < *nbytes / 2; i++) {
             uint16_t h = type == BN_TYPE_BF16 ? bn_fp32_to_bf16((float)(rnd() % 2001) * 1e-5f - 0.01f)
@@ -225,7 +233,7 @@ static result bench_shape(uint32_t type, const shape *s, bn_threadpool *pool, in
 int main(int argc, char **argv)
 {
     int quick = 0;
-    const char *types_arg = "I2_S,TQ2_0,TQ1_0";
+    const char *types_arg = "I2_S,TQ2_0,TQ1_0", *heads_arg = "F16";
     const char *threads_arg = "1,2";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
@@ -233,9 +241,10 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--file-layout")) g_file_layout = 1;
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) g_reps = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
         else if (!strcmp(argv[i], "--types") && i + 1 < argc) types_arg = argv[++i];
+        else if (!strcmp(argv[i], "--heads") && i + 1 < argc) heads_arg = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads_arg = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--quick] [--hot] [--file-layout] [--reps N] [--types I2_S,TQ2_0,TQ1_0] [--threads 1,2]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--hot] [--file-layout] [--reps N] [--types I2_S,TQ2_0,TQ1_0] [--heads F16,Q8_0,Q6_K] [--threads 1,2]\n", argv[0]);
             return 2;
         }
     }
@@ -245,7 +254,7 @@ int main(int argc, char **argv)
         {"ffn_gate/ffn_up 6912x2560", 6912, 2560},
         {"ffn_down 2560x6912", 2560, 6912},
     };
-    const shape head = {"output head 128256x2560 F16", 128256, 2560};
+    const shape head = {"output head 128256x2560", 128256, 2560};
     printf("kernels: %s; best of %d runs per figure\n\n", bn_kernel_impl_name(bn_kernels_active()), g_reps);
     int threads[8], n_threads = 0;
     for (const char *p = threads_arg; *p && n_threads < 8;) {
@@ -282,13 +291,21 @@ int main(int argc, char **argv)
             if (!c) break;
             tp = c + 1;
         }
-        result r = bench_shape(BN_TYPE_F16, &head, pool, quick, quick ? 8 : 32);
-        double bw_now = read_bandwidth(pool, 256u << 20);
-        printf("| F16 | %s | %.1f | %.2f | %.2f | %.0f%% | %.1f | %.1f | %.1fx |\n\n", head.name, r.gemv_us, r.gemv_gbs,
-               bw_now, 100.0 * r.gemv_gbs / bw_now, r.gemm_tok_s, r.gemv_tok_s, r.gemm_tok_s / r.gemv_tok_s);
-        fflush(stdout);
+        for (const char *hp = heads_arg; *hp;) {
+            uint32_t type = !strncmp(hp, "Q8_0", 4) ? BN_TYPE_Q8_0 : !strncmp(hp, "Q6_K", 4) ? BN_TYPE_Q6_K : BN_TYPE_F16;
+            result r = bench_shape(type, &head, pool, quick, quick ? 8 : 32);
+            double bw_now = read_bandwidth(pool, 256u << 20);
+            printf("| %s | %s | %.1f | %.2f | %.2f | %.0f%% | %.1f | %.1f | %.1fx |\n", bn_type_name(type), head.name,
+                   r.gemv_us, r.gemv_gbs, bw_now, 100.0 * r.gemv_gbs / bw_now, r.gemm_tok_s, r.gemv_tok_s,
+                   r.gemm_tok_s / r.gemv_tok_s);
+            fflush(stdout);
+            const char *c = strchr(hp, ',');
+            if (!c) break;
+            hp = c + 1;
+        }
+        printf("\n");
         bn_threadpool_free(pool);
     }
-    printf("(F16 head GEMM row: %d tokens per call.)\n", quick ? 8 : 32);
+    printf("(head GEMM rows: %d tokens per call.)\n", quick ? 8 : 32);
     return 0;
 }

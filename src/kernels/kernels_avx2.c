@@ -418,8 +418,13 @@ BN_AI int32_t q6k_block_isum(const uint8_t *blk, const int8_t *q, const int16_t 
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x03), mC = _mm256_set1_epi8(0x0c);
     const __m256i m30 = _mm256_set1_epi8(0x30), mC0 = _mm256_set1_epi8((char)0xc0);
-    const int8_t *sc = (const int8_t *)(blk + 192);
-    __m256i acc = _mm256_setzero_si256();
+    /* the 16 scales as int16, sc[0..7] in both halves of one register and sc[8..15] in the other;
+     * a per-k byte shuffle then broadcasts scale 2k' to the low half and 2k' + 1 to the high one */
+    const __m256i sw = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 192)));
+    const __m256i sw_lo = _mm256_permute4x64_epi64(sw, 0x44), sw_hi = _mm256_permute4x64_epi64(sw, 0xee);
+    /* the -32 offset: 32 * sum_j scale_j * bsum_j, in int32 lanes (|scale * bsum| <= 128 * 2048) */
+    __m256i acc = _mm256_slli_epi32(_mm256_madd_epi16(sw, loadu(bsums)), 5);
+    acc = _mm256_sub_epi32(_mm256_setzero_si256(), acc);
     for (int h = 0; h < 2; h++) {
         const uint8_t *ql = blk + 64 * h, *qh = blk + 128 + 32 * h;
         __m256i l0 = loadu(ql), l1 = loadu(ql + 32), hb = loadu(qh);
@@ -429,16 +434,22 @@ BN_AI int32_t q6k_block_isum(const uint8_t *blk, const int8_t *q, const int16_t 
         v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m30));
         v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                _mm256_srli_epi16(_mm256_and_si256(hb, mC0), 2));
+        const __m256i src = h ? sw_hi : sw_lo;
         for (int k = 0; k < 4; k++) {
             /* elements 128h + 32k .. +31: scales sc[8h + 2k] (first 16) and sc[8h + 2k + 1] */
+            const char e0 = (char)(4 * k), e1 = (char)(4 * k + 2); /* byte offsets of int16 2k, 2k + 1 */
+            const __m256i pick = _mm256_setr_epi8(e0, (char)(e0 + 1), e0, (char)(e0 + 1), e0, (char)(e0 + 1), e0,
+                                                  (char)(e0 + 1), e0, (char)(e0 + 1), e0, (char)(e0 + 1), e0,
+                                                  (char)(e0 + 1), e0, (char)(e0 + 1), e1, (char)(e1 + 1), e1,
+                                                  (char)(e1 + 1), e1, (char)(e1 + 1), e1, (char)(e1 + 1), e1,
+                                                  (char)(e1 + 1), e1, (char)(e1 + 1), e1, (char)(e1 + 1), e1,
+                                                  (char)(e1 + 1));
+            __m256i s16 = _mm256_shuffle_epi8(src, pick);
             __m256i p = _mm256_maddubs_epi16(v[k], loadu(q + 128 * h + 32 * k));
-            __m256i s16 = _mm256_setr_m128i(_mm_set1_epi16(sc[8 * h + 2 * k]), _mm_set1_epi16(sc[8 * h + 2 * k + 1]));
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, s16));
         }
     }
-    int32_t corr = 0;
-    for (int j = 0; j < 16; j++) corr += sc[j] * bsums[j];
-    return hsum_i32(acc) - 32 * corr;
+    return hsum_i32(acc);
 }
 
 static void mm_q6_K_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
