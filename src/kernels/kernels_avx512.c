@@ -462,6 +462,8 @@ BN_AI __m256i q8_0_block_dot(const uint8_t *blk, const int8_t *q)
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(wq), _mm256_sign_epi8(aq, wq));
 }
 
+#include "kernels/kernels_x86_q8.h"
+
 BN_AI void q8_0_tile(const uint8_t *row0, size_t rb, int64_t nb, const bn_act_view *a, int64_t t0, const int R,
                      const int T, float *out)
 {
@@ -510,10 +512,7 @@ static void mm_q8_0_avx512(const bn_weight *w, const bn_act_view *a, float *y, i
     float out[4];
     if (a->n_tok == 1) {
         /* one row at a time, as for TQ (see mm_tq) */
-        for (int64_t r = r0; r < r1; r++) {
-            q8_0_tile(base + (size_t)r * rb, rb, nb, a, 0, 1, 1, out);
-            y[r] = out[0];
-        }
+        for (int64_t r = r0; r < r1; r++) y[r] = q8_0_gemv_row(base + (size_t)r * rb, nb, a->q, a->d);
         return;
     }
     const int64_t R = row_tile(rb);
