@@ -80,7 +80,7 @@ typedef struct bitnet_system_info {
     char cpu_features[128]; /* space-separated, e.g. "avx2 fma f16c" */
     int n_cores_physical;
     int n_cores_logical;
-    bool i2s_repack;        /* the kernels in use read I2_S weights repacked at load (see
+    bool i2s_repack;        /* the kernels in use read I2_S weights repacked after loading (see
                                bitnet_model_params.repack) */
 } bitnet_system_info;
 
@@ -178,15 +178,25 @@ typedef enum bitnet_pretokenizer {
     BITNET_PRETOK_DEFAULT = 3 /* bitnet.cpp's fallback when the key is missing (reproduces its ids) */
 } bitnet_pretokenizer;
 
+typedef enum bitnet_repack {
+    BITNET_REPACK_OFF = 0,        /* use the weights as the file stores them */
+    BITNET_REPACK_LAZY = 1,       /* repack a slice before each evaluation after a context's first
+                                     (about 64 MiB each): loading and the first token are not
+                                     delayed, generation reaches full speed after a few tokens */
+    BITNET_REPACK_AT_LOAD = 2     /* repack on all cores before bitnet_model_load returns (steady
+                                     speed from the first token, e.g. for benchmarks) */
+} bitnet_repack;
+
 typedef struct bitnet_model_params {
     bitnet_pretokenizer pretokenizer;
     bool prefetch;      /* ask the OS to read the whole file ahead (default true) */
-    uint32_t head_type; /* 0: the output head as stored; 8 (Q8_0): requantise it at load, reading
-                           about half the bytes of an F16 head per generated token */
-    bool repack;        /* copy I2_S weights at load into the row-interleaved layout the AVX2 and
-                           AVX-512 kernels read faster (default true; no effect with other
-                           kernels).  Resident memory stays about the file's size: the file's
-                           pages of the copied tensors are released. */
+    uint32_t head_type; /* 0: the output head as stored; 8 (Q8_0) or 14 (Q6_K): requantise it at
+                           load, reading about 53% or 41% of an F16 head's bytes per generated
+                           token */
+    bitnet_repack repack; /* I2_S weights copied into the row-interleaved layout the AVX2 and
+                             AVX-512 kernels read faster (no effect with other kernels); resident
+                             memory stays about the file's size, as the file's pages of the copied
+                             tensors are released.  Default BITNET_REPACK_LAZY. */
 } bitnet_model_params;
 
 BITNET_API void bitnet_model_params_default(bitnet_model_params *p);
@@ -210,7 +220,7 @@ typedef struct bitnet_model_info {
     uint64_t weight_bytes;/* bytes of tensor data */
     uint64_t bytes_per_token; /* weight bytes read to generate one token: every layer and the head
                                  (as loaded, e.g. after --head q8_0), not the embedding table */
-    uint64_t repacked_bytes;  /* weight bytes copied into a faster layout at load (0: none) */
+    uint64_t repacked_bytes;  /* weight bytes copied (or being copied) into a faster layout (0: none) */
 } bitnet_model_info;
 
 BITNET_API bitnet_status bitnet_model_info_get(const bitnet_model *m, bitnet_model_info *info);

@@ -22,7 +22,7 @@ void bitnet_model_params_default(bitnet_model_params *p)
     memset(p, 0, sizeof *p);
     p->pretokenizer = BITNET_PRETOK_AUTO;
     p->prefetch = true;
-    p->repack = true;
+    p->repack = BITNET_REPACK_LAZY;
 }
 
 bitnet_status bitnet_model_load(const char *path, const bitnet_model_params *params, bitnet_model **out)
@@ -61,7 +61,8 @@ bitnet_status bitnet_model_load(const char *path, const bitnet_model_params *par
         return (bitnet_status)bn_error_prefix(st, "%s: ", path);
     }
     /* a file mapping's pages of the copied tensors can be dropped (a converted folder's buffer can't) */
-    if (params->repack && (st = bn_model_repack(bm->m, bn_gguf_is_file_mapping(g))) != BN_OK) {
+    if (params->repack != BITNET_REPACK_OFF &&
+        (st = bn_model_repack(bm->m, bn_gguf_is_file_mapping(g), params->repack != BITNET_REPACK_AT_LOAD)) != BN_OK) {
         bitnet_model_free(bm);
         return (bitnet_status)bn_error_prefix(st, "%s: ", path);
     }

@@ -106,7 +106,7 @@ static void repack_groups(void *arg, int ith, int nth)
 bn_status bn_weight_repack(bn_weight *w, bn_threadpool *pool, size_t *bytes)
 {
     *bytes = 0;
-    if (!w || w->type != BN_TYPE_I2_S || w->packed || w->rows < 4 || !bn_kernels_repack_i2s()) return BN_OK;
+    if (!w || w->type != BN_TYPE_I2_S || bn_weight_packed(w) || w->rows < 4 || !bn_kernels_repack_i2s()) return BN_OK;
     const size_t rb = (size_t)w->cols / 4, total = (size_t)w->rows * rb; /* bn_weight_init checked the product */
     uint8_t *dst = bn_aligned_alloc(total, 64);
     if (!dst) return BN_ERR_NOMEM;
@@ -115,7 +115,7 @@ bn_status bn_weight_repack(bn_weight *w, bn_threadpool *pool, size_t *bytes)
     else repack_groups(&T, 0, 1);
     /* rows after the last group keep the file layout */
     memcpy(dst + T.groups * 4 * rb, T.src + T.groups * 4 * rb, total - T.groups * 4 * rb);
-    w->packed = dst;
+    __atomic_store_n(&w->packed, (void *)dst, __ATOMIC_RELEASE); /* complete: readers may use it now */
     *bytes = total;
     return BN_OK;
 }

@@ -39,7 +39,9 @@ typedef struct bn_weight {
     const void *data;
     int64_t rows, cols;   /* outputs, inputs (K) */
     float scale;          /* I2_S: the per-tensor scale (read by bn_weight_init); 1 otherwise */
-    void *packed;         /* optional kernel-private repacked layout (owned; bn_weight_free) */
+    void *packed;         /* optional kernel-private repacked layout (owned; bn_weight_free); it may be
+                             published by another thread while the weight is in use: read it with
+                             bn_weight_packed */
 } bn_weight;
 
 /* Validates the shape for the type (e.g. I2_S needs cols % 128 == 0) and fills w. */
@@ -52,6 +54,10 @@ bn_act_format bn_weight_act_format(const bn_weight *w);
  * *bytes gets the bytes allocated (0 when nothing was done: another type, a kernel without such a
  * layout, or already repacked).  bn_weight_free frees the copy. */
 bn_status bn_weight_repack(bn_weight *w, bn_threadpool *pool, size_t *bytes);
+/* The repacked copy or NULL.  bn_weight_repack publishes it with release ordering once it is
+ * complete, so a reader on another thread sees either NULL or the whole copy; both layouts hold the
+ * same values, so a product may even mix them. */
+static inline const void *bn_weight_packed(const bn_weight *w) { return __atomic_load_n(&w->packed, __ATOMIC_ACQUIRE); }
 /* Whether the active implementation reads I2_S weights repacked by bn_weight_repack. */
 bool bn_kernels_repack_i2s(void);
 

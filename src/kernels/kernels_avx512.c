@@ -208,6 +208,7 @@ BN_AI void i2s_tile(const bn_i2s_rowptr *rows, const int R, int64_t nblk, const 
 
 static void mm_i2s_gemm_avx512(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
 {
+    const void *pk = bn_weight_packed(w);
     const int64_t K = w->cols, nblk = K / 128, rb = K / 4;
     int64_t RT = row_tile((size_t)rb);
     RT += RT & 1;
@@ -218,7 +219,7 @@ static void mm_i2s_gemm_avx512(const bn_weight *w, const bn_act_view *a, float *
             const int8_t *qp = a->qp + t0 * K;
             for (int64_t r = rt; r < rend; r += 2) {
                 const int R = rend - r >= 2 ? 2 : 1;
-                bn_i2s_rowptr rows[2] = {bn_i2s_row_at(w, r), bn_i2s_row_at(w, R == 2 ? r + 1 : r)};
+                bn_i2s_rowptr rows[2] = {bn_i2s_row_at(w, pk, r), bn_i2s_row_at(w, pk, R == 2 ? r + 1 : r)};
                 int32_t out[2 * I2S_TILE_TOK];
 #define TILE_CASE(TT)                                                                                                  \
     case TT:                                                                                                           \
@@ -245,6 +246,7 @@ static void mm_i2s_gemm_avx512(const bn_weight *w, const bn_act_view *a, float *
 
 static void mm_i2s_avx512(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
 {
+    const void *pk = bn_weight_packed(w); /* once: another thread may publish it meanwhile */
     if (a->n_tok > 1 && a->qp) {
         mm_i2s_gemm_avx512(w, a, y, r0, r1);
         return;
@@ -252,15 +254,15 @@ static void mm_i2s_avx512(const bn_weight *w, const bn_act_view *a, float *y, in
     const int64_t K = w->cols, nblk = K / 128, rb = K / 4, R = row_tile((size_t)rb);
     if (a->n_tok == 1) {
         const float d = a->d[0], sum = (float)a->sum[0];
-        const int64_t gend = w->packed ? (w->rows & ~(int64_t)3) : 0; /* rows in x4 groups */
+        const int64_t gend = pk ? (w->rows & ~(int64_t)3) : 0; /* rows in x4 groups */
         for (int64_t r = r0; r < r1;) {
             int32_t acc[4];
             if (r % 4 == 0 && r + 4 <= r1 && r < gend) {
-                i2s_gemv_x4((const uint8_t *)w->packed + r * rb, nblk, a->q, acc);
+                i2s_gemv_x4((const uint8_t *)pk + r * rb, nblk, a->q, acc);
                 for (int i = 0; i < 4; i++) y[r + i] = ((float)acc[i] - sum) / d * w->scale;
                 r += 4;
             } else {
-                bn_i2s_rowptr row = bn_i2s_row_at(w, r);
+                bn_i2s_rowptr row = bn_i2s_row_at(w, pk, r);
                 i2s_row(&row, nblk, a->q, K, 1, acc);
                 y[r] = ((float)acc[0] - sum) / d * w->scale;
                 r++;
@@ -275,7 +277,7 @@ static void mm_i2s_avx512(const bn_weight *w, const bn_act_view *a, float *y, in
             const int8_t *q = a->q + t0 * K;
             for (int64_t r = rt; r < rend; r++) {
                 int32_t acc[I2S_TOK] = {0};
-                const bn_i2s_rowptr rp = bn_i2s_row_at(w, r), *row = &rp;
+                const bn_i2s_rowptr rp = bn_i2s_row_at(w, pk, r), *row = &rp;
                 switch (T) {
                 case 1: i2s_row(row, nblk, q, K, 1, acc); break;
                 case 2: i2s_row(row, nblk, q, K, 2, acc); break;

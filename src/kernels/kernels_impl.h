@@ -95,17 +95,18 @@ typedef struct bn_i2s_rowptr {
     const uint8_t *tail;  /* the odd last block, if nblk is odd */
 } bn_i2s_rowptr;
 
-static inline bn_i2s_rowptr bn_i2s_row_at(const bn_weight *w, int64_t r)
+/* Row r of w, in the repacked copy pk (bn_weight_packed(w), read once per product) or the file's. */
+static inline bn_i2s_rowptr bn_i2s_row_at(const bn_weight *w, const void *pk, int64_t r)
 {
     const size_t rb = (size_t)w->cols / 4, npair = (size_t)w->cols / 256;
     bn_i2s_rowptr R;
-    if (w->packed && r < (w->rows & ~(int64_t)3)) {
-        const uint8_t *g = (const uint8_t *)w->packed + (size_t)(r / 4) * 4 * rb;
+    if (pk && r < (w->rows & ~(int64_t)3)) {
+        const uint8_t *g = (const uint8_t *)pk + (size_t)(r / 4) * 4 * rb;
         R.pairs = g + 64 * (size_t)(r % 4);
         R.pair_stride = 256;
         R.tail = g + 256 * npair + 32 * (size_t)(r % 4);
     } else {
-        R.pairs = (const uint8_t *)(w->packed ? w->packed : w->data) + (size_t)r * rb;
+        R.pairs = (const uint8_t *)(pk ? pk : w->data) + (size_t)r * rb;
         R.pair_stride = 64;
         R.tail = R.pairs + 64 * npair;
     }

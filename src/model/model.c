@@ -1,6 +1,7 @@
 #include "model/model.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -283,49 +284,104 @@ bn_status bn_model_embed(const bn_model *m, int32_t token, float *dst)
     return bn_dequantize_row(m->tok_embd->type, m->tok_embd->data, m->hp.n_embd, token, m->tok_embd_i2s_scale, dst);
 }
 
-bn_status bn_model_repack(bn_model *m, bool release_file_pages)
+static bn_weight *model_weight(bn_model *m, int i) /* i in [0, 7 n_layer]: the layers' matrices, then the head */
 {
-    const int nw = 7;
-    if (!bn_kernels_repack_i2s()) return BN_OK;
-    /* a copy at memory speed: worth the cores for the second it would take one */
+    if (i == m->hp.n_layer * 7) return &m->output;
+    bn_layer *L = &m->layers[i / 7];
+    bn_weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    return ws[i % 7];
+}
+
+
+bn_status bn_model_repack(bn_model *m, bool release_file_pages, bool lazy)
+{
+    if (!bn_kernels_repack_i2s() || m->repack_total) return BN_OK;
+    m->repack_release = release_file_pages;
+    m->repack_total = m->hp.n_layer * 7 + 1;
+    m->repacked_bytes = 0;
+    for (int i = 0; i < m->repack_total; i++) {
+        const bn_weight *w = model_weight(m, i);
+        if (w->type == BN_TYPE_I2_S && w->rows >= 4 && !bn_weight_packed(w))
+            m->repacked_bytes += (uint64_t)w->rows * (uint64_t)(w->cols / 4);
+    }
+    if (lazy) return BN_OK;
+    /* now, on all cores: a copy at memory speed */
     bn_threadpool *pool = NULL;
     int nt = bn_cpu_count_physical();
     if (nt > 1 && bn_threadpool_init(&pool, nt > 8 ? 8 : nt) != BN_OK) pool = NULL;
-    bn_status st = BN_OK;
-    for (int i = 0; i <= m->hp.n_layer * nw; i++) {
-        bn_weight *w;
-        if (i == m->hp.n_layer * nw) w = &m->output;
-        else {
-            bn_layer *L = &m->layers[i / nw];
-            bn_weight *ws[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-            w = ws[i % nw];
-        }
-        size_t bytes;
-        if ((st = bn_weight_repack(w, pool, &bytes)) != BN_OK) break;
-        if (bytes && release_file_pages) bn_mapfile_release(w->data, bytes);
-        m->repacked_bytes += bytes;
-    }
+    bn_status st = bn_model_repack_step(m, pool, SIZE_MAX);
     bn_threadpool_free(pool);
-    return st == BN_OK ? BN_OK : bn_error_prefix(st, "repacking weights: ");
+    return st;
+}
+
+bn_status bn_model_repack_step(const bn_model *cm, bn_threadpool *pool, size_t budget)
+{
+    /* The copies are a cache of the weights in another layout: making them does not change what the
+     * model computes, so a const model (shared by contexts, maybe on several threads) gets them.
+     * Each weight is claimed by one caller through the shared cursor. */
+    bn_model *m = (bn_model *)cm;
+    size_t done = 0;
+    while (done < budget && __atomic_load_n(&m->repack_next, __ATOMIC_ACQUIRE) < m->repack_total) {
+        int i = __atomic_fetch_add(&m->repack_next, 1, __ATOMIC_ACQ_REL);
+        if (i >= m->repack_total) return BN_OK;
+        bn_weight *w = model_weight(m, i);
+        size_t bytes;
+        bn_status st = bn_weight_repack(w, pool, &bytes);
+        if (st != BN_OK) return bn_error_prefix(st, "repacking weights: ");
+        if (bytes && m->repack_release) bn_mapfile_release(w->data, bytes);
+        done += bytes;
+    }
+    return BN_OK;
+}
+
+typedef struct requant_task {
+    const bn_weight *src;
+    uint32_t type;
+    uint8_t *dst;
+    size_t row_bytes;
+    bn_status st[64];
+} requant_task;
+
+static void requant_rows(void *arg, int ith, int nth)
+{
+    requant_task *T = arg;
+    long lo, hi;
+    bn_split_range((long)T->src->rows, ith, nth, 1, &lo, &hi);
+    const int64_t cols = T->src->cols;
+    float *row = bn_malloc((size_t)cols * sizeof(float));
+    bn_status st = row ? BN_OK : BN_ERR_NOMEM;
+    for (long r = lo; r < hi && st == BN_OK; r++) {
+        st = bn_dequantize_row(T->src->type, T->src->data, cols, r, T->src->scale, row);
+        if (st == BN_OK) st = bn_quantize_fast(T->type, row, 1, cols, T->dst + (size_t)r * T->row_bytes);
+    }
+    bn_free(row);
+    T->st[ith % 64] = st;
 }
 
 bn_status bn_model_requantize_head(bn_model *m, uint32_t type)
 {
     if (type == m->output.type) return BN_OK;
-    if (type != BN_TYPE_Q8_0) return bn_error(BN_ERR_UNSUPPORTED, "the output head can be requantised to Q8_0 only");
+    if (type != BN_TYPE_Q8_0 && type != BN_TYPE_Q6_K)
+        return bn_error(BN_ERR_UNSUPPORTED, "the output head can be requantised to Q8_0 or Q6_K only");
     const int64_t rows = m->output.rows, cols = m->output.cols;
     size_t row_bytes, total;
     if (!bn_type_row_nbytes(type, cols, &row_bytes) || bn_mul_overflow(row_bytes, (size_t)rows, &total))
         return bn_error(BN_ERR_FORMAT, "output head of %lld columns cannot be stored as %s", (long long)cols,
                         bn_type_name(type));
     uint8_t *dst = bn_aligned_alloc(total, 64);
-    float *row = bn_malloc((size_t)cols * sizeof(float));
-    bn_status st = dst && row ? BN_OK : BN_ERR_NOMEM;
-    for (int64_t r = 0; r < rows && st == BN_OK; r++) {
-        st = bn_dequantize_row(m->output.type, m->output.data, cols, r, m->output.scale, row);
-        if (st == BN_OK) st = bn_quantize(type, row, 1, cols, dst + (size_t)r * row_bytes);
+    if (!dst) return BN_ERR_NOMEM;
+    /* 330 M values for 2B-4T: worth the cores */
+    requant_task T = {&m->output, type, dst, row_bytes, {BN_OK}};
+    bn_threadpool *pool = NULL;
+    int nt = bn_cpu_count_physical();
+    if (nt > 1 && bn_threadpool_init(&pool, nt > 64 ? 64 : nt) == BN_OK) {
+        bn_threadpool_run(pool, requant_rows, &T);
+        bn_threadpool_free(pool);
+    } else {
+        requant_rows(&T, 0, 1);
     }
-    bn_free(row);
+    bn_status st = BN_OK;
+    for (int i = 0; i < 64 && st == BN_OK; i++) st = T.st[i];
     bn_weight w;
     if (st == BN_OK) st = bn_weight_init(&w, type, dst, rows, cols);
     if (st != BN_OK) {

@@ -49,7 +49,10 @@ typedef struct bn_model {
     void **owned;              /* converted small tensors */
     int n_owned;
     uint64_t n_params;
-    uint64_t repacked_bytes;   /* weight bytes copied into a faster layout by bn_model_repack */
+    uint64_t repacked_bytes;   /* weight bytes bn_model_repack copies (or is copying) into a faster layout */
+    int repack_total;          /* weights bn_model_repack looks at (0: no repacking asked for) */
+    int repack_next;           /* the next one to repack (claimed atomically; >= total: all done) */
+    bool repack_release;
 } bn_model;
 
 /* Binds a model to an opened GGUF file.  On success the model owns g. On failure g is untouched
@@ -65,8 +68,15 @@ bn_status bn_model_requantize_head(bn_model *m, uint32_t type);
 /* Copies the matrices the active kernels read faster in another layout (I2_S on AVX2/AVX-512:
  * bn_weight_repack) into that layout.  With release_file_pages (the model is a read-only file
  * mapping), the file's pages of each copied tensor are then dropped from the resident set, so the
- * copy does not count twice.  m->repacked_bytes gets the total. */
-bn_status bn_model_repack(bn_model *m, bool release_file_pages);
+ * copy does not count twice.  m->repacked_bytes gets the total.
+ * Not lazy: done now, on all cores.  lazy: nothing is copied yet; the engine then calls
+ * bn_model_repack_step before each evaluation after a context's first, so loading and the first
+ * token are not delayed and the copy is spread over the next few tokens (each weight switches to
+ * its copy when the copy is complete; the results are the same either way). */
+bn_status bn_model_repack(bn_model *m, bool release_file_pages, bool lazy);
+/* Repacks weights not yet repacked, about `budget` bytes of them, on pool's threads (pool may be
+ * NULL).  Safe to call from several contexts of one model at once (each weight is claimed once). */
+bn_status bn_model_repack_step(const bn_model *m, bn_threadpool *pool, size_t budget);
 
 /* Embedding lookup: dst[n_embd] = row `token` of token_embd as float. */
 bn_status bn_model_embed(const bn_model *m, int32_t token, float *dst);

@@ -190,6 +190,9 @@ bn_status bn_dequantize_row(uint32_t type, const void *tensor_data, int64_t ne0,
 
 /* ---- quantisation ---------------------------------------------------------------------------- */
 
+/* fminf(fmaxf(v, lo), hi) for the finite values the quantizers see, without libm calls. */
+static inline float clampf(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
+
 /* ggml's nearest_int: round half to even through the float adder (valid for |f| < 2^22). */
 static inline int nearest_int(float f)
 {
@@ -277,7 +280,7 @@ static void quant_tq1_0(const float *x, int64_t n, uint8_t *dst)
  * inverse scales around the one that maps the signed absmax to -32, round to codes L and take the
  * scale sum(x*L)/sum(L*L) of the candidate whose fit sum(x*L)^2/sum(L*L) is largest (the squared
  * error is sum(x^2) minus that).  Candidate 0 comes first, so exact grids are reproduced. */
-static float q6_K_sub_scale(const float *x)
+static float q6_K_sub_scale(const float *x, int n_cand)
 {
     float amax = 0.0f, max = 0.0f;
     for (int i = 0; i < 16; i++)
@@ -287,12 +290,12 @@ static float q6_K_sub_scale(const float *x)
         }
     if (amax == 0.0f) return 0.0f;
     float best_scale = -max / 32.0f, best_fit = -1.0f;
-    for (int k = 0; k <= 20; k++) {
+    for (int k = 0; k < n_cand; k++) {
         int step = k == 0 ? 0 : (k & 1 ? (k + 1) / 2 : -(k / 2)); /* 0, 1, -1, 2, -2, ... */
         float iscale = -(32.0f + 0.1f * (float)step) / max;
         float sumlx = 0.0f, suml2 = 0.0f;
         for (int i = 0; i < 16; i++) {
-            int l = nearest_int(fminf(fmaxf(iscale * x[i], -32.0f), 31.0f));
+            int l = nearest_int(clampf(iscale * x[i], -32.0f, 31.0f));
             sumlx += x[i] * (float)l;
             suml2 += (float)(l * l);
         }
@@ -310,13 +313,13 @@ static float q6_K_sub_scale(const float *x)
  * 6-bit code c = q + 32 whose low 4 bits sit in ql and high 2 bits in qh, in the interleaved
  * order the decoder reads.  The 16 sub-block scales are stored as int8 against the block scale
  * d = max_scale/128 (fp16); the codes are then chosen against the scales as stored. */
-static bn_status quant_q6_K_block(const float *x, uint8_t *blk)
+static bn_status quant_q6_K_block(const float *x, uint8_t *blk, int n_cand)
 {
     float scales[16], max_scale = 0.0f, amax_scale = 0.0f;
     for (int i = 0; i < 256; i++)
         if (!isfinite(x[i])) return bn_error(BN_ERR_RANGE, "quantize Q6_K: element %d is not finite", i);
     for (int j = 0; j < 16; j++) {
-        scales[j] = q6_K_sub_scale(x + 16 * j);
+        scales[j] = q6_K_sub_scale(x + 16 * j, n_cand);
         if (fabsf(scales[j]) > amax_scale) {
             amax_scale = fabsf(scales[j]);
             max_scale = scales[j];
@@ -337,11 +340,11 @@ static bn_status quant_q6_K_block(const float *x, uint8_t *blk)
     int8_t *sc = (int8_t *)(blk + 192);
     int code[256];
     for (int j = 0; j < 16; j++) {
-        int s = d != 0.0f ? nearest_int(fminf(fmaxf(scales[j] / d, -128.0f), 127.0f)) : 0;
+        int s = d != 0.0f ? nearest_int(clampf(scales[j] / d, -128.0f, 127.0f)) : 0;
         sc[j] = (int8_t)s;
         float step = d * (float)s;
         for (int i = 16 * j; i < 16 * j + 16; i++) {
-            int q = step != 0.0f ? nearest_int(fminf(fmaxf(x[i] / step, -32.0f), 31.0f)) : 0;
+            int q = step != 0.0f ? nearest_int(clampf(x[i] / step, -32.0f, 31.0f)) : 0;
             code[i] = q + 32;
         }
     }
@@ -357,10 +360,10 @@ static bn_status quant_q6_K_block(const float *x, uint8_t *blk)
     return BN_OK;
 }
 
-static bn_status quant_q6_K(const float *x, int64_t n, uint8_t *dst)
+static bn_status quant_q6_K(const float *x, int64_t n, uint8_t *dst, int n_cand)
 {
     for (int64_t b = 0; b < n / 256; b++) {
-        bn_status st = quant_q6_K_block(x + b * 256, dst + b * 210);
+        bn_status st = quant_q6_K_block(x + b * 256, dst + b * 210, n_cand);
         if (st) return bn_error_prefix(st, "block %lld: ", (long long)b);
     }
     return BN_OK;
@@ -389,7 +392,7 @@ static void quant_i2s(const float *x, int64_t n, uint8_t *dst)
     memcpy(dst + n / 4, &s, sizeof s);
 }
 
-bn_status bn_quantize(uint32_t type, const float *src, int64_t rows, int64_t ne0, void *dst)
+static bn_status quantize(uint32_t type, const float *src, int64_t rows, int64_t ne0, void *dst, bool fast)
 {
     if (rows < 0 || ne0 <= 0) return bn_error(BN_ERR_INVALID_ARG, "quantize: bad shape %lld x %lld", (long long)rows,
                                               (long long)ne0);
@@ -416,10 +419,20 @@ bn_status bn_quantize(uint32_t type, const float *src, int64_t rows, int64_t ne0
     case BN_TYPE_TQ2_0: quant_tq2_0(src, n, d); break;
     case BN_TYPE_TQ1_0: quant_tq1_0(src, n, d); break;
     case BN_TYPE_I2_S: quant_i2s(src, n, d); break;
-    case BN_TYPE_Q6_K: return quant_q6_K(src, n, d);
+    case BN_TYPE_Q6_K: return quant_q6_K(src, n, d, fast ? 1 : 21);
     default: return bn_error(BN_ERR_UNSUPPORTED, "quantize: type %u", type);
     }
     return BN_OK;
+}
+
+bn_status bn_quantize(uint32_t type, const float *src, int64_t rows, int64_t ne0, void *dst)
+{
+    return quantize(type, src, rows, ne0, dst, false);
+}
+
+bn_status bn_quantize_fast(uint32_t type, const float *src, int64_t rows, int64_t ne0, void *dst)
+{
+    return quantize(type, src, rows, ne0, dst, true);
 }
 
 float bn_ternarize_absmean(const float *w, int64_t n, int8_t *t)

@@ -32,6 +32,9 @@ float bn_i2s_scale(const void *data, int64_t n);
  * [-32, 31] (searched around signed absmax / -32), stored as int8 against the block's fp16
  * d = max scale / 128; non-finite input, or a block too large for an fp16 d, gives BN_ERR_RANGE. */
 bn_status bn_quantize(uint32_t type, const float *src, int64_t rows, int64_t ne0, void *dst);
+/* The same, but quick enough for load time: Q6_K takes the least-squares sub-block scale at the
+ * absmax grid without bn_quantize's search over 21 candidate grids (other types are identical). */
+bn_status bn_quantize_fast(uint32_t type, const float *src, int64_t rows, int64_t ne0, void *dst);
 
 /* Absmean ternarisation (BitNet b1.58): scale = max(mean|W|, 1e-5); t = clamp(round(W/scale), -1, 1).
  * Writes codes in {-1,0,1} (rows*ne0 of them) and returns the scale.  As BitNet's preprocessing does

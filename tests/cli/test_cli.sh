@@ -55,6 +55,22 @@ PY"
 expect_q8=$("$BITNET" bench -m "$DATA/reference/V1/model.gguf" -p 0 -n 1 -r 1 --no-bandwidth --head q8_0 -o json | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['bytes_per_token'])")
 expect_f16=$("$BITNET" bench -m "$DATA/reference/V1/model.gguf" -p 0 -n 1 -r 1 --no-bandwidth -o json | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['bytes_per_token'])")
 check "--head q8_0 reads fewer bytes per token" "[ $expect_q8 -lt $expect_f16 ]"
+"$BITNET" eval -m "$DATA/reference/V1/model.gguf" --tokens "$tokens" --logits-out "$TMP/q6.f32" --head q6_k
+check "--head q6_k stays close to the F16 head (cosine >= 0.999, argmax >= 90%)" "python3 - '$TMP/q6.f32' '$DATA/reference/V1/logits_ref.f32' <<'PY'
+import sys, struct, math
+a = struct.unpack('<%df' % (48*512), open(sys.argv[1],'rb').read())
+b = struct.unpack('<%df' % (48*512), open(sys.argv[2],'rb').read())
+agree = 0
+for t in range(48):
+    x, y = a[t*512:(t+1)*512], b[t*512:(t+1)*512]
+    c = sum(p*q for p, q in zip(x, y)) / math.sqrt(sum(p*p for p in x) * sum(q*q for q in y))
+    if c < 0.999: sys.exit(1)
+    agree += x.index(max(x)) == y.index(max(y))
+if agree < 44: sys.exit(1)
+PY"
+expect_q6=$("$BITNET" bench -m "$DATA/reference/V1/model.gguf" -p 0 -n 1 -r 1 --no-bandwidth --head q6_k -o json | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['bytes_per_token'])")
+check "--head q6_k reads fewer bytes per token than q8_0" "[ $expect_q6 -lt $expect_q8 ]"
+check "--head rejects other types" "! \"$BITNET\" eval -m \"$DATA/reference/V1/model.gguf\" --tokens 1 --head q4_0 2>/dev/null"
 
 # 4. gen-model: a synthetic model in the official format loads, runs and describes itself
 for ty in i2_s tq1_0 tq2_0; do

@@ -125,7 +125,7 @@ static void run_reference_at(const char *root, const char *dir, int n_threads, a
     /* weights repacked at load, as bitnet_model_load does (with the file's pages released):
      * the same logits, bit for bit */
     bn_ctx_free(c);
-    assert_ok(bn_model_repack(m, bn_gguf_is_file_mapping(g)));
+    assert_ok(bn_model_repack(m, bn_gguf_is_file_mapping(g), false));
     if (m->hp.n_layer > 0 && m->layers[0].wq.type == BN_TYPE_I2_S && bn_kernels_repack_i2s())
         assert_true(m->repacked_bytes > 0);
     assert_ok(bn_ctx_init(m, &cp, &c));
@@ -343,6 +343,39 @@ static void test_split_independent(void **state)
     bn_model_free(m);
 }
 
+/* Lazy repacking, a slice before each evaluation after a context's first: every evaluation,
+ * before, during and after the switch to the repacked weights, gives the same logits. */
+static void test_lazy_repack(void **state)
+{
+    (void)state;
+    const int32_t toks[6] = {510, 5, 77, 300, 12, 9};
+    bn_ctx_params cp = {.n_ctx = 8, .n_threads = 2};
+    float want[512], got[512];
+    bn_model *m = load_v1();
+    bn_ctx *c;
+    assert_ok(bn_ctx_init(m, &cp, &c));
+    assert_ok(bn_ctx_eval(c, toks, 6, false));
+    memcpy(want, bn_ctx_logits(c, -1), sizeof want);
+    bn_ctx_free(c);
+    bn_model_free(m);
+
+    m = load_v1();
+    assert_ok(bn_model_repack(m, bn_gguf_is_file_mapping(m->gguf), true));
+    assert_null(bn_weight_packed(&m->layers[0].wq)); /* nothing copied yet */
+    assert_ok(bn_ctx_init(m, &cp, &c));
+    for (int t = 0; t < 6; t++) { /* token by token: the first pass repacks nothing, later ones do */
+        assert_ok(bn_ctx_eval(c, toks + t, 1, false));
+        if (t == 0) assert_null(bn_weight_packed(&m->layers[0].wq));
+    }
+    memcpy(got, bn_ctx_logits(c, -1), sizeof got);
+    bn_ctx_free(c);
+    assert_memory_equal(want, got, sizeof want);
+    if (bn_kernels_repack_i2s()) /* the tiny model fits one 64 MiB slice */
+        for (int l = 0; l < m->hp.n_layer; l++) assert_non_null(bn_weight_packed(&m->layers[l].w_down));
+    assert_ok(bn_model_repack_step(m, NULL, 1)); /* all done: a no-op */
+    bn_model_free(m);
+}
+
 /* Continuous batching: one pass over several sequences gives each the logits it would get alone. */
 static void test_eval_multi(void **state)
 {
@@ -391,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_batch_vs_incremental),
         cmocka_unit_test(test_eval_multi),
         cmocka_unit_test(test_split_independent),
+        cmocka_unit_test(test_lazy_repack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

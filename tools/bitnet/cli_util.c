@@ -151,9 +151,10 @@ double cli_now(void)
 bool cli_parse_head(const char *s, uint32_t *type)
 {
     if (!strcmp(s, "q8_0")) *type = 8;
+    else if (!strcmp(s, "q6_k")) *type = 14;
     else if (!strcmp(s, "keep")) *type = 0;
     else {
-        fprintf(stderr, "bitnet: --head expects q8_0 or keep, got '%s'\n", s);
+        fprintf(stderr, "bitnet: --head expects q8_0, q6_k or keep, got '%s'\n", s);
         return false;
     }
     return true;

@@ -18,7 +18,7 @@ static void eval_usage(FILE *f)
                "  -t, --threads N       threads (default: physical cores)\n"
                "  -b, --batch N         tokens per forward pass (default: all at once, up to 512)\n"
                "      --kv f16|f32      KV cache precision (default f16)\n"
-               "      --head q8_0       requantise the output head to Q8_0 at load\n"
+               "      --head q8_0|q6_k  requantise the output head at load\n"
                "      --match-reference reproduce bitnet.cpp bit for bit (f16 attention weights in\n"
                "                        single-token passes; results then depend on the batching)\n"
                "  -h, --help            this help\n");

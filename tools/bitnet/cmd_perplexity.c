@@ -31,7 +31,7 @@ static void usage(FILE *f)
             "  -c, --ctx N        tokens per chunk (default 512)\n"
             "  -b, --batch N      tokens per forward pass (default 512)\n"
             "  -t, --threads N    threads (default: physical cores)\n"
-            "      --head q8_0    requantise the output head to Q8_0 at load (to measure its cost)\n"
+            "      --head q8_0|q6_k  requantise the output head at load (to measure its cost)\n"
             "  -h, --help         show this help\n");
 }
 

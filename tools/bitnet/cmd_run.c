@@ -19,6 +19,7 @@ typedef struct {
     bool chat, no_bos, parse_special, verbose;
     bitnet_pretokenizer pretok;
     uint32_t head_type;
+    bool no_repack;
 } run_opts;
 
 static void run_usage(FILE *f, const char *cmd)
@@ -46,7 +47,8 @@ static void run_usage(FILE *f, const char *cmd)
             "      --no-bos            do not add the BOS token\n"
             "      --parse-special     recognise special tokens like <|eot_id|> in the prompt\n"
             "      --pretokenizer auto|llama3|gpt2|default   how to split text before BPE\n"
-            "      --head q8_0         requantise the output head to Q8_0 at load (faster generation)\n"
+            "      --head q8_0|q6_k    requantise the output head at load (faster generation)\n"
+            "      --no-repack         keep I2_S weights in the file's layout (see bitnet info --system)\n"
             "      --chat              interactive chat (same as 'bitnet chat')\n"
             "      --system TEXT       chat: the system message\n"
             "      --chat-template NAME  chat: bitnet, llama3 or chatml (default: from the model)\n"
@@ -159,7 +161,8 @@ static int parse_run_opts(int argc, char **argv, run_opts *o)
         } else if (!strcmp(a, "--head")) {
             NEED_VALUE();
             if (!cli_parse_head(v, &o->head_type)) return 2;
-        } else if (!strcmp(a, "--chat")) o->chat = true;
+        } else if (!strcmp(a, "--no-repack")) o->no_repack = true;
+        else if (!strcmp(a, "--chat")) o->chat = true;
         else if (!strcmp(a, "--no-bos")) o->no_bos = true;
         else if (!strcmp(a, "--parse-special")) o->parse_special = true;
         else {
@@ -180,6 +183,7 @@ static bool load_model(const run_opts *o, bitnet_model **m, double *seconds)
     bitnet_model_params_default(&mp);
     mp.pretokenizer = o->pretok;
     mp.head_type = o->head_type;
+    mp.repack = o->no_repack ? BITNET_REPACK_OFF : BITNET_REPACK_LAZY;
     double t0 = cli_now();
     if (bitnet_model_load(o->model, &mp, m) != BITNET_OK) {
         cli_fail("loading the model");
@@ -228,7 +232,7 @@ static bool print_piece(void *user, bitnet_token id, const char *text, size_t le
 static void print_summary(double load_s, const bitnet_generate_stats *st)
 {
     char rp[64] = "";
-    if (g_repacked) snprintf(rp, sizeof rp, " (I2_S repacked: %.0f MiB)", g_repacked / 1048576.0);
+    if (g_repacked) snprintf(rp, sizeof rp, " (I2_S repacked over the first tokens: %.0f MiB)", g_repacked / 1048576.0);
     fprintf(stderr, "\nload %.2f s%s · prompt %d tok %.1f tok/s · gen %d tok %.1f tok/s\n", load_s, rp, st->n_prompt,
             st->prompt_seconds > 0 ? st->n_prompt / st->prompt_seconds : 0.0, st->n_generated,
             st->gen_seconds > 0 ? st->n_generated / st->gen_seconds : 0.0);
