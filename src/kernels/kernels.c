@@ -288,7 +288,8 @@ bn_status bn_act_quantize(bn_act *a, bn_act_format fmt, const float *x, int64_t 
     a->x = fmt == BN_ACT_F32 ? x : NULL;
     if (fmt == BN_ACT_F32) return BN_OK;
     act_task T = {fmt, x, n_tok, cols, a->buf, L};
-    if (n_tok == 1 || !pool) act_quantize_rows(&T, 0, 1);
+    /* a few short rows (a decode step of a few sequences) are not worth waking the workers for */
+    if (n_tok == 1 || !pool || (double)n_tok * (double)cols < 65536.0) act_quantize_rows(&T, 0, 1);
     else bn_threadpool_run(pool, act_quantize_rows, &T);
     return BN_OK;
 }
