@@ -439,6 +439,9 @@ typedef struct bitnet_convert_params {
                              0 F32, or BITNET_TYPE_AUTO (default) */
     bitnet_progress_callback progress; /* may be NULL */
     void *user;
+    int n_threads; /* threads converting each tensor: 0 (default) = the number of physical cores,
+                      else 1..1024 (BITNET_ERR_INVALID_ARG outside); the output is byte-identical
+                      for every count */
 } bitnet_convert_params;
 
 BITNET_API void bitnet_convert_params_default(bitnet_convert_params *p);

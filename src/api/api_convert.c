@@ -6,6 +6,7 @@
 #include "common/mem.h"
 #include "gguf/gguf.h"
 #include "hf/hf_model.h"
+#include "hf/hf_parallel.h"
 #include "quant/quant.h"
 
 void bitnet_convert_params_default(bitnet_convert_params *p)
@@ -28,7 +29,36 @@ typedef struct rq_job {
 typedef struct rq_ctx {
     const bitnet_convert_params *p;
     uint64_t done, total;
+    bn_threadpool *tp; /* each tensor is split across its threads (hf_parallel.h) */
 } rq_ctx;
+
+/* Elements a thread takes at a time (whole blocks of every type). */
+#define RQ_PIECE 65536
+
+/* One tensor's pieces, shared by the threads that convert it. */
+typedef struct rq_task {
+    const rq_job *j;
+    int8_t *t;
+    float *in, *out; /* ternary scales read / written */
+    void *dst;
+    size_t row_bytes;
+    float i2s_scale;
+} rq_task;
+
+static bn_status rq_decode(void *arg, int64_t lo, int64_t hi, int ith)
+{
+    (void)ith;
+    rq_task *k = arg;
+    const bn_gguf_tensor *s = k->j->src;
+    return bn_ternary_decode_range(s->type, s->data, s->n_elem, lo, hi - lo, k->t, k->in);
+}
+
+static bn_status rq_encode(void *arg, int64_t lo, int64_t hi, int ith)
+{
+    (void)ith;
+    rq_task *k = arg;
+    return bn_ternary_encode_range(k->j->type, k->t, k->out, k->j->src->n_elem, lo, hi - lo, k->dst);
+}
 
 /* Same ternary values in another ternary encoding.  A single scale (I2_S) from per-block scales
  * (TQ) is their mean over blocks holding a nonzero value: exact when, as converters write them,
@@ -37,53 +67,65 @@ static bn_status requant_ternary(const rq_job *j, void *dst)
 {
     const bn_gguf_tensor *s = j->src;
     int64_t n = s->n_elem, nb_in = s->type == BN_TYPE_I2_S ? 1 : n / 256, nb_out = j->type == BN_TYPE_I2_S ? 1 : n / 256;
-    int8_t *t = bn_malloc((size_t)n);
-    float *in = bn_malloc((size_t)nb_in * sizeof(float)), *out = bn_malloc((size_t)nb_out * sizeof(float));
-    bn_status st = t && in && out ? bn_ternary_decode(s->type, s->data, n, t, in) : BN_ERR_NOMEM;
+    rq_task k = {.j = j, .dst = dst};
+    k.t = bn_malloc((size_t)n);
+    k.in = bn_malloc((size_t)nb_in * sizeof(float));
+    k.out = bn_malloc((size_t)nb_out * sizeof(float));
+    /* pieces of whole blocks of every ternary type */
+    bn_status st = k.t && k.in && k.out ? bn_parallel_ranges(j->ctx->tp, n, RQ_PIECE, rq_decode, &k) : BN_ERR_NOMEM;
     if (!st) {
-        if (nb_in == nb_out) memcpy(out, in, (size_t)nb_out * sizeof(float));
+        if (nb_in == nb_out) memcpy(k.out, k.in, (size_t)nb_out * sizeof(float));
         else if (nb_in == 1)
-            for (int64_t b = 0; b < nb_out; b++) out[b] = in[0];
+            for (int64_t b = 0; b < nb_out; b++) k.out[b] = k.in[0];
         else {
             double sum = 0;
             int64_t used = 0;
             for (int64_t b = 0; b < nb_in; b++) {
                 bool nz = false;
-                for (int e = 0; e < 256 && !nz; e++) nz = t[b * 256 + e] != 0;
+                for (int e = 0; e < 256 && !nz; e++) nz = k.t[b * 256 + e] != 0;
                 if (nz) {
-                    sum += in[b];
+                    sum += k.in[b];
                     used++;
                 }
             }
-            out[0] = used ? (float)(sum / (double)used) : 0.0f;
+            k.out[0] = used ? (float)(sum / (double)used) : 0.0f;
         }
-        st = bn_ternary_encode(j->type, t, out, n, dst);
+        st = bn_parallel_ranges(j->ctx->tp, n, RQ_PIECE, rq_encode, &k);
     }
-    bn_free(t);
-    bn_free(in);
-    bn_free(out);
+    bn_free(k.t);
+    bn_free(k.in);
+    bn_free(k.out);
     return st;
 }
 
-/* Any dequantizable type to a float type, a row at a time. */
+/* Rows [lo, hi) of any dequantizable type to a float type, a row at a time. */
+static bn_status rq_rows(void *arg, int64_t lo, int64_t hi, int ith)
+{
+    (void)ith;
+    rq_task *k = arg;
+    const bn_gguf_tensor *s = k->j->src;
+    int64_t ne0 = s->ne[0];
+    float *row = bn_malloc((size_t)ne0 * sizeof(float));
+    if (!row) return BN_ERR_NOMEM;
+    bn_status st = BN_OK;
+    for (int64_t r = lo; r < hi && !st; r++) {
+        st = bn_dequantize_row(s->type, s->data, ne0, r, k->i2s_scale, row);
+        if (!st) st = bn_quantize(k->j->type, row, 1, ne0, (uint8_t *)k->dst + (size_t)r * k->row_bytes);
+    }
+    bn_free(row);
+    return st;
+}
+
 static bn_status requant_float(const rq_job *j, uint8_t *dst)
 {
     const bn_gguf_tensor *s = j->src;
     int64_t ne0 = s->ne[0], rows = s->n_elem / ne0;
-    size_t row_bytes;
-    if (!bn_type_row_nbytes(j->type, ne0, &row_bytes))
+    rq_task k = {.j = j, .dst = dst};
+    if (!bn_type_row_nbytes(j->type, ne0, &k.row_bytes))
         return bn_error(BN_ERR_UNSUPPORTED, "rows of %lld elements cannot be stored as %s", (long long)ne0,
                         bn_type_name(j->type));
-    float scale = s->type == BN_TYPE_I2_S ? bn_i2s_scale(s->data, s->n_elem) : 0.0f;
-    float *row = bn_malloc((size_t)ne0 * sizeof(float));
-    if (!row) return BN_ERR_NOMEM;
-    bn_status st = BN_OK;
-    for (int64_t r = 0; r < rows && !st; r++) {
-        st = bn_dequantize_row(s->type, s->data, ne0, r, scale, row);
-        if (!st) st = bn_quantize(j->type, row, 1, ne0, dst + (size_t)r * row_bytes);
-    }
-    bn_free(row);
-    return st;
+    k.i2s_scale = s->type == BN_TYPE_I2_S ? bn_i2s_scale(s->data, s->n_elem) : 0.0f;
+    return bn_parallel_ranges(j->ctx->tp, rows, RQ_PIECE / ne0 > 0 ? RQ_PIECE / ne0 : 1, rq_rows, &k);
 }
 
 static bn_status rq_fill(void *user, void *dst, size_t nbytes)
@@ -109,6 +151,7 @@ static bn_status convert_gguf(const char *input, const char *output, const bitne
     rq_job *jobs = bn_calloc((size_t)n + 1, sizeof *jobs);
     rq_ctx ctx = {.p = p};
     if (!jobs) st = BN_ERR_NOMEM;
+    if (!st) st = bn_convert_pool_init(p->n_threads, &ctx.tp);
     if (!st) st = bn_gguf_writer_init(&w);
     if (!st) st = bn_gguf_writer_copy_kv(w, g);
     bool any_ternary = false;
@@ -137,6 +180,7 @@ static bn_status convert_gguf(const char *input, const char *output, const bitne
     if (!st && any_ternary) st = bn_gguf_writer_set_u32(w, "general.file_type", bn_file_type_for(p->weight_type));
     if (!st) st = bn_gguf_writer_write(w, output);
     bn_gguf_writer_free(w);
+    bn_threadpool_free(ctx.tp);
     bn_free(jobs);
     bn_gguf_free(g);
     return st;
@@ -153,6 +197,8 @@ bitnet_status bitnet_convert(const char *input, const char *output, const bitnet
     if (!is_ternary(params->weight_type))
         return (bitnet_status)bn_error(BN_ERR_INVALID_ARG, "bitnet_convert: weight type %u is not I2_S, TQ1_0 or TQ2_0",
                                        params->weight_type);
+    bn_status ts = bn_convert_check_threads(params->n_threads);
+    if (ts) return (bitnet_status)bn_error_prefix(ts, "bitnet_convert: ");
     if (bn_hf_is_model_dir(input)) {
         bn_convert_opts o;
         bn_convert_opts_default(&o);
@@ -160,6 +206,7 @@ bitnet_status bitnet_convert(const char *input, const char *output, const bitnet
         o.embed_type = params->embed_type;
         o.progress = params->progress;
         o.user = params->user;
+        o.n_threads = params->n_threads;
         return (bitnet_status)bn_hf_convert_file(input, &o, output);
     }
     if (params->embed_type != BITNET_TYPE_AUTO) {

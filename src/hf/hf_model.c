@@ -11,6 +11,7 @@
 #include "common/file.h"
 #include "common/fp16.h"
 #include "common/mem.h"
+#include "hf/hf_parallel.h"
 #include "quant/quant.h"
 #include "safetensors/safetensors.h"
 #include "tokenizer/tokenizer.h"
@@ -162,7 +163,23 @@ struct bn_hf_conv {
     uint64_t done, total;
     hf_hparams hp;
     bool *used; /* per safetensors tensor: consumed by a job */
+    bn_threadpool *tp; /* o.n_threads workers for the tensors' conversion */
+    /* one linear weight's float copy and codes, kept from tensor to tensor: allocating them anew
+     * each time costs the kernel a page fault and a zeroed page every 4 KiB */
+    float *wbuf;
+    int8_t *tbuf;
+    size_t wcap, tcap; /* elements */
 };
+
+/* buf with room for n elements of size each (contents not kept) */
+static void *reserve(void **buf, size_t *cap, size_t n, size_t size)
+{
+    if (*cap >= n) return *buf;
+    bn_free(*buf);
+    *buf = bn_malloc(n * size);
+    *cap = *buf ? n : 0;
+    return *buf;
+}
 
 void bn_hf_conv_free(bn_hf_conv *c)
 {
@@ -171,6 +188,9 @@ void bn_hf_conv_free(bn_hf_conv *c)
     bn_st_free(c->st);
     bn_free(c->jobs);
     bn_free(c->used);
+    bn_threadpool_free(c->tp);
+    bn_free(c->wbuf);
+    bn_free(c->tbuf);
     bn_free(c);
 }
 
@@ -206,60 +226,146 @@ static bn_status packed_scale(const hf_job *j, float *out)
     return BN_OK;
 }
 
-/* Unpacks Microsoft's offline-packed layout into codes -1/0/+1 (rows = 4 x packed rows). */
-static bn_status unpack(const hf_job *j, int8_t *t)
+/* ---- producing one tensor on the pool's threads --------------------------------------------- */
+
+/* Every piece of work below is cut into fixed-size pieces that the threads share out
+ * (bn_parallel_ranges); whatever is gathered over a whole tensor is kept per piece and combined in
+ * piece order, so the file is the same for every thread count. */
+
+/* What one chunk of a float master weight holds: its first nonzero magnitude and whether all its
+ * nonzero magnitudes are equal. */
+typedef struct mag_scan {
+    float mag;
+    bool single;
+} mag_scan;
+
+typedef struct tern_task {
+    const hf_job *j;
+    int64_t n;
+    float *w;        /* the tensor's float copy (master weights) */
+    int8_t *t;       /* its ternary codes */
+    double *sums;    /* sum|W| per BN_ABSMEAN_CHUNK elements */
+    mag_scan *scan;  /* per chunk */
+    bool single;     /* already ternary times one magnitude: keep the signs */
+    float scale;     /* absmean's, when !single */
+    const float *scales;
+    void *dst;
+} tern_task;
+
+/* Unpacks packed rows [lo, hi) of Microsoft's layout into codes -1/0/+1 (rows = 4 x packed rows). */
+static bn_status unpack_rows(void *arg, int64_t lo, int64_t hi, int ith)
 {
+    (void)ith;
+    tern_task *k = arg;
+    const hf_job *j = k->j;
     const uint8_t *p = j->src->data;
     int64_t R = j->src->shape[0], K = j->ne0;
-    for (int64_t r = 0; r < R; r++)
+    for (int64_t r = lo; r < hi; r++)
         for (int64_t i = 0; i < K; i++) {
             unsigned b = p[r * K + i];
-            for (int k = 0; k < 4; k++) {
-                unsigned code = (b >> (2 * k)) & 3;
+            for (int q = 0; q < 4; q++) {
+                unsigned code = (b >> (2 * q)) & 3;
                 if (code == 3)
                     return bn_error(BN_ERR_FORMAT, "tensor '%s': packed byte [%lld, %lld] holds the invalid code 3",
                                     j->src->name, (long long)r, (long long)i);
-                t[((int64_t)k * R + r) * K + i] = (int8_t)((int)code - 1);
+                k->t[((int64_t)q * R + r) * K + i] = (int8_t)((int)code - 1);
             }
         }
     return BN_OK;
 }
 
+/* Pieces for work whose result does not depend on how it is cut: at most cap items, and small
+ * enough that a small tensor still gives every thread a few. */
+static int64_t piece_size(int64_t n, int64_t cap, const bn_threadpool *tp)
+{
+    int64_t want = 4 * (int64_t)bn_threadpool_size(tp), g = (n + want - 1) / want;
+    if (g > cap) g = cap;
+    return g > 0 ? g : 1;
+}
+
+/* One chunk [lo, hi) of master weights to float, summed, checked finite, and scanned for a
+ * single magnitude. */
+static bn_status read_and_scan(void *arg, int64_t lo, int64_t hi, int ith)
+{
+    (void)ith;
+    tern_task *k = arg;
+    const float *w = k->w;
+    bn_status st = bn_st_read_f32(k->j->src, lo, hi - lo, k->w + lo);
+    if (st) return st;
+    double sum = bn_abs_sum(w + lo, hi - lo);
+    /* finite iff every element is (a double cannot overflow on a chunk of floats) */
+    if (!isfinite(sum))
+        for (int64_t i = lo; i < hi; i++)
+            if (!isfinite(w[i]))
+                return bn_error(BN_ERR_FORMAT, "tensor '%s' element %lld is not finite", k->j->src->name, (long long)i);
+    k->sums[lo / BN_ABSMEAN_CHUNK] = sum;
+    /* real master weights differ within a few elements, so this stops almost at once */
+    mag_scan s = {0, true};
+    for (int64_t i = lo; i < hi && s.single; i++) {
+        float a = fabsf(w[i]);
+        if (a == 0) continue;
+        if (s.mag == 0) s.mag = a;
+        else if (a != s.mag) s.single = false;
+    }
+    k->scan[lo / BN_ABSMEAN_CHUNK] = s;
+    return BN_OK;
+}
+
+static bn_status codes_of_range(void *arg, int64_t lo, int64_t hi, int ith)
+{
+    (void)ith;
+    tern_task *k = arg;
+    if (k->single)
+        for (int64_t i = lo; i < hi; i++) k->t[i] = (int8_t)(k->w[i] > 0 ? 1 : k->w[i] < 0 ? -1 : 0);
+    else
+        bn_ternarize_scaled(k->w + lo, hi - lo, k->scale, k->t + lo);
+    return BN_OK;
+}
+
+static bn_status encode_range(void *arg, int64_t lo, int64_t hi, int ith)
+{
+    (void)ith;
+    tern_task *k = arg;
+    return bn_ternary_encode_range(k->j->type, k->t, k->scales, k->n, lo, hi - lo, k->dst);
+}
+
 /* Float master weights -> codes and one scale.  Weights that are already ternary times a single
  * magnitude (fake-quantised exports) keep that magnitude; real master weights get absmean. */
-static bn_status ternarize(const hf_job *j, int8_t *t, float *scale)
+static bn_status ternarize(tern_task *k, float *scale)
 {
-    int64_t n = j->ne0 * j->ne1;
-    float *w = bn_malloc((size_t)n * sizeof(float));
-    if (!w) return BN_ERR_NOMEM;
-    bn_status st = bn_st_read_f32(j->src, 0, n, w);
-    if (st) {
-        bn_free(w);
-        return st;
-    }
-    float mag = 0;
-    bool single = true;
-    for (int64_t i = 0; i < n && single; i++) {
-        float a = fabsf(w[i]);
-        if (!isfinite(a)) {
-            bn_free(w);
-            return bn_error(BN_ERR_FORMAT, "tensor '%s' element %lld is not finite", j->src->name, (long long)i);
+    const hf_job *j = k->j;
+    bn_threadpool *tp = j->c->tp;
+    int64_t n = k->n, n_chunks = (n + BN_ABSMEAN_CHUNK - 1) / BN_ABSMEAN_CHUNK;
+    k->w = reserve((void **)&j->c->wbuf, &j->c->wcap, (size_t)n, sizeof(float));
+    k->sums = bn_malloc((size_t)n_chunks * sizeof(double));
+    k->scan = bn_malloc((size_t)n_chunks * sizeof *k->scan);
+    bn_status st = k->w && k->sums && k->scan ? BN_OK : BN_ERR_NOMEM;
+    if (!st) st = bn_parallel_ranges(tp, n, BN_ABSMEAN_CHUNK, read_and_scan, k);
+    if (!st) {
+        float mag = 0;
+        bool single = true;
+        for (int64_t i = 0; i < n_chunks; i++) {
+            single = single && k->scan[i].single;
+            if (k->scan[i].mag == 0) continue;
+            if (mag == 0) mag = k->scan[i].mag;
+            else if (k->scan[i].mag != mag) single = false;
         }
-        if (a == 0) continue;
-        if (mag == 0) mag = a;
-        else if (a != mag) single = false;
+        k->single = single && mag > 0;
+        if (k->single) {
+            *scale = mag;
+        } else {
+            double sum = 0;
+            for (int64_t c = 0; c < n_chunks; c++) sum += k->sums[c];
+            k->scale = bn_absmean_scale(sum, n); /* what bn_ternarize_absmean gives */
+            /* bitnet.cpp's pipeline stores the fake-quantised weights in f32 (t * (1/s) with
+             * s = 1/scale) and takes their magnitude as the scale: reproduce that rounding */
+            *scale = 1.0f / (1.0f / k->scale);
+        }
+        st = bn_parallel_ranges(tp, n, BN_ABSMEAN_CHUNK, codes_of_range, k);
     }
-    if (single && mag > 0) {
-        for (int64_t i = 0; i < n; i++) t[i] = (int8_t)(w[i] > 0 ? 1 : w[i] < 0 ? -1 : 0);
-        *scale = mag;
-    } else {
-        *scale = bn_ternarize_absmean(w, n, t);
-        /* bitnet.cpp's pipeline stores the fake-quantised weights in f32 (t * (1/s) with s = 1/scale)
-         * and takes their magnitude as the scale: reproduce that rounding */
-        *scale = 1.0f / (1.0f / *scale);
-    }
-    bn_free(w);
-    return BN_OK;
+    bn_free(k->sums);
+    bn_free(k->scan);
+    return st;
 }
 
 /* llama.cpp's Q/K permutation for "llama": within each head, row (j * hd/2 + i) moves to
@@ -281,24 +387,49 @@ static bn_status permute_rows(const hf_job *j, int8_t *t)
 
 static bn_status fill_ternary(hf_job *j, void *dst)
 {
-    int64_t n = j->ne0 * j->ne1;
-    int8_t *t = bn_malloc((size_t)n);
-    if (!t) return BN_ERR_NOMEM;
+    tern_task k = {.j = j, .n = j->ne0 * j->ne1, .dst = dst};
+    k.t = reserve((void **)&j->c->tbuf, &j->c->tcap, (size_t)k.n, 1);
+    if (!k.t) return BN_ERR_NOMEM;
     float scale = 0;
     bn_status st = j->scale ? packed_scale(j, &scale) : BN_OK;
-    if (!st) st = j->scale ? unpack(j, t) : ternarize(j, t, &scale);
-    if (!st && j->perm_heads) st = permute_rows(j, t);
+    /* packed rows (4 x ne0 codes each) in pieces of a chunk's codes at most */
+    int64_t R = j->src->shape[0], prows = piece_size(R, BN_ABSMEAN_CHUNK / (4 * j->ne0), j->c->tp);
+    if (!st) st = j->scale ? bn_parallel_ranges(j->c->tp, R, prows, unpack_rows, &k) : ternarize(&k, &scale);
+    if (!st && j->perm_heads) st = permute_rows(j, k.t);
     if (!st) {
-        int64_t nb = j->type == BN_TYPE_I2_S ? 1 : n / 256;
+        int64_t nb = j->type == BN_TYPE_I2_S ? 1 : k.n / 256;
         float *scales = bn_malloc((size_t)nb * sizeof(float));
         if (!scales) st = BN_ERR_NOMEM;
         else {
             for (int64_t b = 0; b < nb; b++) scales[b] = scale;
-            st = bn_ternary_encode(j->type, t, scales, n, dst);
+            k.scales = scales;
+            /* whole blocks of every ternary type */
+            st = bn_parallel_ranges(j->c->tp, k.n, BN_ABSMEAN_CHUNK, encode_range, &k);
             bn_free(scales);
         }
     }
-    bn_free(t);
+    return st;
+}
+
+typedef struct float_task {
+    const hf_job *j;
+    uint8_t *dst;
+    size_t row_bytes;
+    int64_t chunk; /* rows converted at a time */
+    float **bufs;  /* per thread, chunk rows of floats, allocated by the thread on first use */
+} float_task;
+
+/* Rows [lo, hi) (a chunk) to the embedding type through this thread's buffer. */
+static bn_status float_rows(void *arg, int64_t lo, int64_t hi, int ith)
+{
+    float_task *f = arg;
+    const hf_job *j = f->j;
+    const bn_st_tensor *s = j->src;
+    if (!f->bufs[ith] && !(f->bufs[ith] = bn_malloc((size_t)(f->chunk * j->ne0) * sizeof(float)))) return BN_ERR_NOMEM;
+    size_t esize = bn_st_dtype_size(s->dtype);
+    bn_status st = bn_st_read_f32(s, lo * j->ne0, (hi - lo) * j->ne0, f->bufs[ith]);
+    if (!st) st = bn_quantize(j->type, f->bufs[ith], hi - lo, j->ne0, f->dst + (size_t)lo * f->row_bytes);
+    bn_st_release_range(s, (size_t)(lo * j->ne0) * esize, (size_t)((hi - lo) * j->ne0) * esize);
     return st;
 }
 
@@ -310,23 +441,17 @@ static bn_status fill_float(hf_job *j, uint8_t *dst)
         memcpy(dst, s->data, s->nbytes);
         return BN_OK;
     }
-    size_t row_bytes;
-    if (!bn_type_row_nbytes(j->type, j->ne0, &row_bytes))
+    float_task f = {.j = j, .dst = dst};
+    if (!bn_type_row_nbytes(j->type, j->ne0, &f.row_bytes))
         return bn_error(BN_ERR_UNSUPPORTED, "tensor '%s': rows of %lld elements cannot be stored as %s", s->name,
                         (long long)j->ne0, bn_type_name(j->type));
-    int64_t chunk = (1 << 20) / j->ne0 + 1; /* about 4 MiB of floats at a time */
-    if (chunk > j->ne1) chunk = j->ne1;
-    float *buf = bn_malloc((size_t)(chunk * j->ne0) * sizeof(float));
-    if (!buf) return BN_ERR_NOMEM;
-    bn_status st = BN_OK;
-    for (int64_t r = 0; r < j->ne1 && !st; r += chunk) {
-        int64_t k = j->ne1 - r < chunk ? j->ne1 - r : chunk;
-        st = bn_st_read_f32(s, r * j->ne0, k * j->ne0, buf);
-        if (!st) st = bn_quantize(j->type, buf, k, j->ne0, dst + (size_t)r * row_bytes);
-        bn_st_release_range(s, (size_t)(r * j->ne0) * bn_st_dtype_size(s->dtype),
-                            (size_t)(k * j->ne0) * bn_st_dtype_size(s->dtype));
-    }
-    bn_free(buf);
+    f.chunk = piece_size(j->ne1, (1 << 20) / j->ne0 + 1, j->c->tp); /* 4 MiB of floats at most */
+    int nth = bn_threadpool_size(j->c->tp);
+    f.bufs = bn_calloc((size_t)nth, sizeof *f.bufs);
+    if (!f.bufs) return BN_ERR_NOMEM;
+    bn_status st = bn_parallel_ranges(j->c->tp, j->ne1, f.chunk, float_rows, &f);
+    for (int i = 0; i < nth; i++) bn_free(f.bufs[i]);
+    bn_free(f.bufs);
     return st;
 }
 
@@ -905,6 +1030,8 @@ bn_status bn_hf_conv_init(const char *dir, const bn_convert_opts *opts, bn_hf_co
         o.embed_type != BN_TYPE_Q8_0 && o.embed_type != BN_TYPE_Q6_K)
         return bn_error(BN_ERR_INVALID_ARG, "embedding type %s is not one of F32, F16, BF16, Q8_0, Q6_K",
                         bn_type_name(o.embed_type) ? bn_type_name(o.embed_type) : "?");
+    bn_status ts = bn_convert_check_threads(o.n_threads);
+    if (ts) return ts;
     {
         /* fail now, not after writing most of the file, if the quantizer lacks this type */
         float zero[256] = {0};
@@ -929,6 +1056,7 @@ bn_status bn_hf_conv_init(const char *dir, const bn_convert_opts *opts, bn_hf_co
     }
     if (!st) st = write_keys(c, dir, cfg, tj, tcfg, gcfg);
     if (!st) st = plan_tensors(c);
+    if (!st) st = bn_convert_pool_init(o.n_threads, &c->tp);
     cJSON_Delete(cfg);
     cJSON_Delete(tj);
     cJSON_Delete(tcfg);

@@ -12,7 +12,8 @@
  * already ternary times one magnitude keep that magnitude), or packed four per byte with a
  * weight_scale (Microsoft's 2B-4T layout: bits 2k..2k+1 of packed row r hold output row k*R + r as
  * code+1; the weight is code / weight_scale).  Tensors are produced one at a time while writing,
- * so only one tensor's float copy is ever in memory. */
+ * so only one tensor's float copy is ever in memory; each tensor is converted on n_threads threads
+ * (hf_parallel.h), with results that do not depend on their number. */
 #ifndef BN_HF_HF_MODEL_H
 #define BN_HF_HF_MODEL_H
 
@@ -33,6 +34,8 @@ typedef struct bn_convert_opts {
     uint32_t embed_type;  /* token_embd/output: F32, F16, BF16, Q8_0, Q6_K; AUTO = F16 */
     bn_progress_fn progress;
     void *user;
+    int n_threads; /* threads converting each tensor: 0 = physical cores (default), else 1..1024;
+                      the output is byte-identical for every count */
 } bn_convert_opts;
 
 void bn_convert_opts_default(bn_convert_opts *o);

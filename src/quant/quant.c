@@ -435,42 +435,117 @@ bn_status bn_quantize_fast(uint32_t type, const float *src, int64_t rows, int64_
     return quantize(type, src, rows, ne0, dst, true);
 }
 
-float bn_ternarize_absmean(const float *w, int64_t n, int8_t *t)
+double bn_abs_sum(const float *w, int64_t n)
 {
-    /* As BitNet's preprocessing does it in fp32: s = 1 / max(mean|W|, 1e-5); t = clamp(round(W*s)). */
+    /* eight interleaved partial sums (element i into lane i % 8) added in lane order: a fixed
+     * order, whose adds need not wait for one another (one running sum is latency-bound) */
+    double lane[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) lane[l] += fabs((double)w[i + l]);
+    for (; i < n; i++) lane[i % 8] += fabs((double)w[i]);
     double sum = 0;
-    for (int64_t i = 0; i < n; i++) sum += fabs((double)w[i]);
-    float mean = n > 0 ? (float)(sum / (double)n) : 0.0f;
-    float scale = mean > 1e-5f ? mean : 1e-5f;
+    for (int l = 0; l < 8; l++) sum += lane[l];
+    return sum;
+}
+
+float bn_absmean_scale(double abs_sum, int64_t n)
+{
+    float mean = n > 0 ? (float)(abs_sum / (double)n) : 0.0f;
+    return mean > 1e-5f ? mean : 1e-5f;
+}
+
+void bn_ternarize_scaled(const float *w, int64_t n, float scale, int8_t *t)
+{
+    /* As BitNet's preprocessing does it in fp32: t = clamp(round(W * (1/scale))). */
     float s = 1.0f / scale;
     for (int64_t i = 0; i < n; i++) {
-        int q = nearest_int(fminf(fmaxf(w[i] * s, -2.0f), 2.0f));
-        t[i] = (int8_t)(q > 1 ? 1 : q < -1 ? -1 : q);
+        /* clamp(round_half_even(v), -1, 1) without a rounding: +-0.5 round to 0; NaN gives -1 as
+         * clamping it with fmaxf would */
+        float v = w[i] * s;
+        t[i] = (int8_t)((v > 0.5f) - !(v >= -0.5f)); /* branch-free: the signs are random */
     }
+}
+
+float bn_ternarize_absmean(const float *w, int64_t n, int8_t *t)
+{
+    /* sum|W| chunk by chunk (see BN_ABSMEAN_CHUNK), so a converter that sums chunks on several
+     * threads gets this scale bit for bit */
+    double sum = 0;
+    for (int64_t i = 0; i < n; i += BN_ABSMEAN_CHUNK)
+        sum += bn_abs_sum(w + i, n - i < BN_ABSMEAN_CHUNK ? n - i : BN_ABSMEAN_CHUNK);
+    float scale = bn_absmean_scale(sum, n);
+    bn_ternarize_scaled(w, n, scale, t);
     return scale;
 }
 
 /* ---- ternary values <-> formats -------------------------------------------------------------- */
 
-bn_status bn_ternary_decode(uint32_t type, const void *src, int64_t n, int8_t *t, float *scales)
+/* first and count must be whole blocks inside an n-element tensor */
+static bn_status check_range(uint32_t type, int64_t n, int64_t first, int64_t count, const char *what)
+{
+    bn_status st = check_blocks(type, n, what);
+    if (st) return st;
+    int64_t bs = type == BN_TYPE_I2_S ? BN_I2S_BLOCK : 256;
+    if (first < 0 || count < 0 || first > n || count > n - first || first % bs || count % bs)
+        return bn_error(BN_ERR_INVALID_ARG, "%s: elements [%lld, +%lld) are not whole blocks of a %lld-element tensor",
+                        what, (long long)first, (long long)count, (long long)n);
+    return BN_OK;
+}
+
+bn_status bn_ternary_decode_range(uint32_t type, const void *src, int64_t n, int64_t first, int64_t count, int8_t *t,
+                                  float *scales)
 {
     if (type != BN_TYPE_I2_S && type != BN_TYPE_TQ1_0 && type != BN_TYPE_TQ2_0)
         return bn_error(BN_ERR_INVALID_ARG, "ternary decode: type %u is not ternary", type);
-    bn_status st = check_blocks(type, n, "ternary decode");
+    bn_status st = check_range(type, n, first, count, "ternary decode");
     if (st) return st;
     if (!src || !t || !scales) return bn_error(BN_ERR_INVALID_ARG, "ternary decode: NULL buffer");
     const uint8_t *p = src;
     if (type == BN_TYPE_I2_S) {
-        for (int64_t i = 0; i < n; i++) {
+        /* a byte at a time (byte m of a block: elements m, m+32, m+64, m+96 from the high bits
+         * down); a code 3 anywhere is located by the loop below */
+        unsigned bad = 0;
+        for (int64_t b = first / BN_I2S_BLOCK; b < (first + count) / BN_I2S_BLOCK; b++) {
+            const uint8_t *pb = p + b * 32;
+            int8_t *tb = t + b * BN_I2S_BLOCK;
+            for (int m = 0; m < 32; m++) {
+                unsigned v = pb[m];
+                bad |= v & (v >> 1) & 0x55u;
+                tb[m] = (int8_t)((int)(v >> 6) - 1);
+                tb[m + 32] = (int8_t)((int)((v >> 4) & 3u) - 1);
+                tb[m + 64] = (int8_t)((int)((v >> 2) & 3u) - 1);
+                tb[m + 96] = (int8_t)((int)(v & 3u) - 1);
+            }
+        }
+        for (int64_t i = first; bad && i < first + count; i++) {
             unsigned c = i2s_code(p, i);
             if (c == 3) return bn_error(BN_ERR_FORMAT, "I2_S element %lld has the invalid code 3", (long long)i);
             t[i] = (int8_t)((int)c - 1);
         }
-        scales[0] = bn_i2s_scale(src, n);
+        if (first == 0) scales[0] = bn_i2s_scale(src, n);
         return BN_OK;
     }
-    for (int64_t b = 0; b < n / 256; b++) {
+    for (int64_t b = first / 256; b < (first + count) / 256; b++) {
         const uint8_t *blk = p + b * (type == BN_TYPE_TQ2_0 ? 66 : 54);
+        if (type == BN_TYPE_TQ2_0) {
+            /* a byte at a time (tq2_code); only a block holding a code 3 takes the loop below */
+            unsigned bad = 0;
+            for (int half = 0; half < 2; half++)
+                for (int m = 0; m < 32; m++) {
+                    unsigned v = blk[half * 32 + m];
+                    int8_t *th = t + b * 256 + half * 128 + m;
+                    bad |= v & (v >> 1) & 0x55u;
+                    th[0] = (int8_t)((int)(v & 3u) - 1);
+                    th[32] = (int8_t)((int)((v >> 2) & 3u) - 1);
+                    th[64] = (int8_t)((int)((v >> 4) & 3u) - 1);
+                    th[96] = (int8_t)((int)(v >> 6) - 1);
+                }
+            if (!bad) {
+                scales[b] = rd_f16(blk + 64);
+                continue;
+            }
+        }
         for (int e = 0; e < 256; e++) {
             unsigned c = type == BN_TYPE_TQ2_0 ? tq2_code(blk, e) : tq1_code(blk, e);
             if (c == 3)
@@ -482,40 +557,64 @@ bn_status bn_ternary_decode(uint32_t type, const void *src, int64_t n, int8_t *t
     return BN_OK;
 }
 
-bn_status bn_ternary_encode(uint32_t type, const int8_t *t, const float *scales, int64_t n, void *dst)
+bn_status bn_ternary_decode(uint32_t type, const void *src, int64_t n, int8_t *t, float *scales)
+{
+    return bn_ternary_decode_range(type, src, n, 0, n, t, scales);
+}
+
+bn_status bn_ternary_encode_range(uint32_t type, const int8_t *t, const float *scales, int64_t n, int64_t first,
+                                  int64_t count, void *dst)
 {
     if (type != BN_TYPE_I2_S && type != BN_TYPE_TQ1_0 && type != BN_TYPE_TQ2_0)
         return bn_error(BN_ERR_INVALID_ARG, "ternary encode: type %u is not ternary", type);
-    bn_status st = check_blocks(type, n, "ternary encode");
+    bn_status st = check_range(type, n, first, count, "ternary encode");
     if (st) return st;
     if (!t || !scales || !dst) return bn_error(BN_ERR_INVALID_ARG, "ternary encode: NULL buffer");
-    for (int64_t i = 0; i < n; i++)
+    unsigned bad = 0; /* checked without a branch per element, then located */
+    for (int64_t i = first; i < first + count; i++) bad |= (uint8_t)(t[i] + 1) > 2;
+    for (int64_t i = first; bad && i < first + count; i++)
         if (t[i] < -1 || t[i] > 1)
             return bn_error(BN_ERR_INVALID_ARG, "ternary encode: value %d at %lld is not in {-1,0,1}", t[i],
                             (long long)i);
     uint8_t *d = dst;
     if (type == BN_TYPE_I2_S) {
-        memset(d, 0, (size_t)(n / 4) + 32);
-        for (int64_t i = 0; i < n; i++) i2s_put(d, i, (unsigned)(t[i] + 1));
-        memcpy(d + n / 4, &scales[0], sizeof(float));
+        /* only this piece's bytes (and the scale and padding after the last piece): the pieces of
+         * one tensor may be written at the same time.  Byte m of a block holds elements m, m+32,
+         * m+64, m+96 from the high bits down (i2s_code). */
+        for (int64_t b = first / BN_I2S_BLOCK; b < (first + count) / BN_I2S_BLOCK; b++) {
+            const int8_t *tb = t + b * BN_I2S_BLOCK;
+            uint8_t *db = d + b * 32;
+            for (int m = 0; m < 32; m++)
+                db[m] = (uint8_t)((tb[m] + 1) << 6 | (tb[m + 32] + 1) << 4 | (tb[m + 64] + 1) << 2 | (tb[m + 96] + 1));
+        }
+        if (first + count == n) {
+            memset(d + n / 4, 0, 32);
+            memcpy(d + n / 4, &scales[0], sizeof(float));
+        }
         return BN_OK;
     }
     int c[256];
-    for (int64_t b = 0; b < n / 256; b++) {
+    for (int64_t b = first / 256; b < (first + count) / 256; b++) {
         for (int e = 0; e < 256; e++) c[e] = t[b * 256 + e] + 1;
         if (type == BN_TYPE_TQ1_0) {
             tq1_encode_block(c, scales[b], d + b * 54);
         } else {
+            /* byte m of each 32-byte half holds its elements m, m+32, m+64, m+96 from the low bits up */
             uint8_t *blk = d + b * 66;
-            memset(blk, 0, 64);
-            for (int e = 0; e < 256; e++) {
-                int half = e / 128, w = e % 128;
-                blk[half * 32 + w % 32] |= (uint8_t)(c[e] << (2 * (w / 32)));
-            }
+            for (int half = 0; half < 2; half++)
+                for (int m = 0; m < 32; m++) {
+                    const int *ch = c + half * 128 + m;
+                    blk[half * 32 + m] = (uint8_t)(ch[0] | ch[32] << 2 | ch[64] << 4 | ch[96] << 6);
+                }
             wr_f16(blk + 64, scales[b]);
         }
     }
     return BN_OK;
+}
+
+bn_status bn_ternary_encode(uint32_t type, const int8_t *t, const float *scales, int64_t n, void *dst)
+{
+    return bn_ternary_encode_range(type, t, scales, n, 0, n, dst);
 }
 
 /* ---- activations ----------------------------------------------------------------------------- */

@@ -41,11 +41,31 @@ bn_status bn_quantize_fast(uint32_t type, const float *src, int64_t rows, int64_
  * it in fp32, W/scale is computed as W * (1/scale) and rounded half to even. */
 float bn_ternarize_absmean(const float *w, int64_t n, int8_t *t);
 
+/* bn_ternarize_absmean in pieces, for converters that split a tensor across threads.  sum|W| is
+ * taken over BN_ABSMEAN_CHUNK-element chunks from the tensor's start, each summed in double in
+ * a fixed order (bn_abs_sum: eight interleaved partial sums, added in order), and the chunk sums
+ * are added in order; summing the chunks anywhere and adding them in that order gives the same
+ * scale (bn_absmean_scale(sum, n)) for any split.
+ * bn_ternarize_scaled writes the codes of any run of elements for a given scale. */
+#define BN_ABSMEAN_CHUNK 65536
+double bn_abs_sum(const float *w, int64_t n);
+float bn_absmean_scale(double abs_sum, int64_t n);
+void bn_ternarize_scaled(const float *w, int64_t n, float scale, int8_t *t);
+
 /* Ternary values and scales of a ternary tensor: t[i] in {-1,0,+1}; for I2_S one scale
  * (scales[0]); for TQ1_0/TQ2_0 one scale per 256-element block. */
 bn_status bn_ternary_decode(uint32_t type, const void *src, int64_t n, int8_t *t, float *scales);
 /* Packs ternary values with scales (as above) into a ternary type. */
 bn_status bn_ternary_encode(uint32_t type, const int8_t *t, const float *scales, int64_t n, void *dst);
+/* The same for elements [first, first + count) of an n-element tensor, whole blocks only (128 for
+ * I2_S, 256 for TQ), so pieces of one tensor can be processed on several threads.  t, scales, src
+ * and dst are the whole tensor's (indexed from its start).  Encoding writes only the piece's bytes,
+ * plus I2_S's scale and trailing padding when the piece ends the tensor; decoding I2_S sets
+ * scales[0] only when the piece starts it. */
+bn_status bn_ternary_decode_range(uint32_t type, const void *src, int64_t n, int64_t first, int64_t count, int8_t *t,
+                                  float *scales);
+bn_status bn_ternary_encode_range(uint32_t type, const int8_t *t, const float *scales, int64_t n, int64_t first,
+                                  int64_t count, void *dst);
 
 /* Per-row int8 activation quantisation (the I2_S matmul input), exactly as bitnet.cpp:
  *   amax = max(1e-5, max|x|) in double; s = (float)(127/amax);

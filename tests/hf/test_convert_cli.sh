@@ -31,6 +31,24 @@ grep -q "wrote .*b.gguf .*TQ2_0 weights" <<<"$out" || fail "summary: $out"
 "$bitnet" convert -i "$tmp/a.gguf" -o "$tmp/c.gguf" --type tq1_0 -q || fail "requantise"
 "$bitnet" info "$tmp/c.gguf" | grep -q "TQ1_0" || fail "no TQ1_0 tensors"
 
+# --threads: the same bytes for every count (HF folder and GGUF input)
+for t in 1 2 3; do
+  "$bitnet" convert -i "$tmp/m" -o "$tmp/t$t.gguf" --type tq1_0 --embed-type q6_k --threads "$t" -q || fail "convert --threads $t"
+  "$bitnet" convert -i "$tmp/p" -o "$tmp/pt$t.gguf" -t "$t" -q || fail "convert packed -t $t"
+  "$bitnet" convert -i "$tmp/a.gguf" -o "$tmp/gt$t.gguf" --type tq2_0 --embed-type q8_0 -t "$t" -q || fail "requantise -t $t"
+done
+for t in 2 3; do
+  cmp -s "$tmp/t1.gguf" "$tmp/t$t.gguf" || fail "--threads $t changed the output"
+  cmp -s "$tmp/pt1.gguf" "$tmp/pt$t.gguf" || fail "packed: -t $t changed the output"
+  cmp -s "$tmp/gt1.gguf" "$tmp/gt$t.gguf" || fail "GGUF input: -t $t changed the output"
+done
+cmp -s "$tmp/pa.gguf" "$tmp/pt2.gguf" || fail "the default thread count changed the output"
+for bad in 0 -1 abc 1025 ""; do
+  out=$("$bitnet" convert -i "$tmp/m" -o "$tmp/x.gguf" --threads "$bad" -q 2>&1); [ $? = 2 ] || fail "--threads '$bad' should exit 2"
+  grep -q -- "--threads expects an integer in 1..1024, got '$bad'" <<<"$out" || fail "--threads '$bad': $out"
+done
+"$bitnet" convert --help | grep -q -- "-t, --threads N" || fail "--help lacks --threads"
+
 # usage errors exit 2, failures 1 with a message
 "$bitnet" convert -i "$tmp/m" -q >/dev/null 2>&1; [ $? = 2 ] || fail "missing --output should exit 2"
 "$bitnet" convert -i "$tmp/m" -o "$tmp/x.gguf" --type q4_0 >/dev/null 2>&1; [ $? = 2 ] || fail "bad --type should exit 2"

@@ -911,6 +911,233 @@ static void test_direct_load_and_requant(void **state)
 /* A one-layer model around the real Llama-3 tokenizer.json (tests/data/tokenizer): the GGUF
  * must carry the key set of Microsoft's file (no tokenizer.ggml.pre) and tokenize exactly as the
  * tokenizer.json loader does. */
+/* ---- threads ---------------------------------------------------------------------------------- */
+
+static bn_status convert_threads(const char *dir, uint32_t wt, uint32_t et, int n_threads, const char *out)
+{
+    bn_convert_opts o;
+    bn_convert_opts_default(&o);
+    o.weight_type = wt;
+    o.embed_type = et;
+    o.n_threads = n_threads;
+    return bn_hf_convert_file(dir, &o, out);
+}
+
+static void *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *p = malloc((size_t)n + 1);
+    assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return p;
+}
+
+static void assert_same_file(const char *a, const char *b)
+{
+    size_t la, lb;
+    uint8_t *pa = slurp(a, &la), *pb = slurp(b, &lb);
+    if (la != lb) fail_msg("%s has %zu bytes, %s %zu", a, la, b, lb);
+    for (size_t i = 0; i < la; i++)
+        if (pa[i] != pb[i]) fail_msg("%s and %s differ at byte %zu", a, b, i);
+    free(pa);
+    free(pb);
+}
+
+/* The output does not depend on the thread count: float master weights (absmean over two 64K
+ * chunks for FF x D tensors, more threads than chunks at 3), packed weights, Llama's permuted
+ * Q/K, a separate head, every ternary and embedding type, and GGUF -> GGUF. */
+static void test_threads_identical(void **state)
+{
+    (void)state;
+    model_opts f = {0}, pk = {.packed = true}, un = {.untied = true};
+    model_opts llama = {.arch = "LlamaForCausalLM", .llama_names = true,
+                        .config_extra = ",\"quantization_config\":{\"quant_method\":\"bitnet\"}"};
+    make_model(P("f"), &f);
+    make_model(P("pk"), &pk);
+    make_model(P("un"), &un);
+    make_model(P("ll"), &llama);
+    static const struct {
+        const char *dir;
+        uint32_t wt, et;
+    } cases[] = {{"f", BN_TYPE_I2_S, BN_TYPE_F16},   {"f", BN_TYPE_TQ1_0, BN_TYPE_Q8_0}, {"f", BN_TYPE_TQ2_0, BN_TYPE_Q6_K},
+                 {"pk", BN_TYPE_I2_S, BN_TYPE_BF16}, {"pk", BN_TYPE_TQ2_0, BN_TYPE_F32}, {"un", BN_TYPE_I2_S, BN_TYPE_Q6_K},
+                 {"ll", BN_TYPE_I2_S, BN_TYPE_F16},  {"ll", BN_TYPE_TQ1_0, BN_TYPE_Q8_0}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const int threads[3] = {1, 2, 3};
+        char name[3][32];
+        for (int i = 0; i < 3; i++) {
+            snprintf(name[i], sizeof name[i], "c%zu-t%d.gguf", k, threads[i]);
+            if (convert_threads(P(cases[k].dir), cases[k].wt, cases[k].et, threads[i], P(name[i])))
+                fail_msg("%s with %d threads: %s", cases[k].dir, threads[i], bn_last_error());
+        }
+        assert_same_file(P(name[0]), P(name[1]));
+        assert_same_file(P(name[0]), P(name[2]));
+    }
+    /* 3 threads give absmean's codes and scale, as one does (test_convert_every_type) */
+    bn_gguf *g;
+    assert_int_equal(bn_gguf_open(P("c0-t3.gguf"), &g), BN_OK);
+    lin L[NL * 7];
+    int nl = linears(&f, L);
+    for (int k = 0; k < nl; k++) {
+        char name[96];
+        float *w = lin_weights(k, L[k].rows, L[k].cols);
+        size_t n = (size_t)L[k].rows * L[k].cols;
+        int8_t *want = malloc(n);
+        float scale = bn_ternarize_absmean(w, (int64_t)n, want), s0;
+        int8_t *c = codes_of(g, gguf_name(L[k].name, name), &s0);
+        assert_memory_equal(c, want, n);
+        assert_true(s0 == 1.0f / (1.0f / scale));
+        free(c);
+        free(want);
+        free(w);
+    }
+    bn_gguf_free(g);
+
+    /* GGUF -> GGUF through the public API: I2_S -> TQ1_0 + Q6_K, and TQ2_0 -> I2_S (scale mean) */
+    bitnet_convert_params cp;
+    bitnet_convert_params_default(&cp);
+    assert_int_equal(cp.n_threads, 0);
+    for (int t = 1; t <= 3; t++) {
+        char a[32], b[32];
+        snprintf(a, sizeof a, "rq1-t%d.gguf", t);
+        snprintf(b, sizeof b, "rq2-t%d.gguf", t);
+        cp.n_threads = t;
+        cp.weight_type = BN_TYPE_TQ1_0;
+        cp.embed_type = BN_TYPE_Q6_K;
+        assert_int_equal(bitnet_convert(P("c0-t1.gguf"), P(a), &cp), BITNET_OK);
+        cp.weight_type = BN_TYPE_I2_S;
+        cp.embed_type = BN_TYPE_F16;
+        assert_int_equal(bitnet_convert(P("c2-t1.gguf"), P(b), &cp), BITNET_OK);
+    }
+    for (int t = 2; t <= 3; t++) {
+        char a[32], b[32];
+        snprintf(a, sizeof a, "rq1-t%d.gguf", t);
+        snprintf(b, sizeof b, "rq2-t%d.gguf", t);
+        assert_same_file(P("rq1-t1.gguf"), P(a));
+        assert_same_file(P("rq2-t1.gguf"), P(b));
+    }
+}
+
+/* Overwrites bytes of one tensor's data in a safetensors file. */
+static void poke_tensor(const char *path, const char *tensor, long offset, const void *bytes, size_t n)
+{
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    uint8_t len8[8];
+    assert_int_equal(fread(len8, 1, 8, f), 8);
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl << 8 | len8[i];
+    char *h = malloc(hl + 1);
+    assert_int_equal(fread(h, 1, hl, f), hl);
+    h[hl] = 0;
+    char key[160];
+    snprintf(key, sizeof key, "\"%s\"", tensor);
+    char *q = strstr(h, key);
+    assert_non_null(q);
+    long begin = strtol(strstr(q, "data_offsets\":[") + 15, NULL, 10);
+    fseek(f, (long)(8 + hl) + begin + offset, SEEK_SET);
+    assert_int_equal(fwrite(bytes, 1, n, f), n);
+    fclose(f);
+    free(h);
+}
+
+/* Errors met on a worker thread reach the caller, the first in element order (whichever thread
+ * met it); bad counts fail. */
+static void test_threads_errors(void **state)
+{
+    (void)state;
+    model_opts mo = {0};
+    make_model(P("nan"), &mo);
+    const char *w = "model.layers.0.mlp.gate_proj.weight"; /* FF x D: two absmean chunks */
+    const uint16_t nan = 0x7FC0, inf = 0xFF80;
+    poke_tensor(P("nan/model.safetensors"), w, 100000 * 2, &nan, 2); /* the second chunk */
+    for (int t = 1; t <= 3; t++)
+        expect_error(convert_threads(P("nan"), BN_TYPE_I2_S, BN_TYPE_F16, t, P("x.gguf")), BN_ERR_FORMAT,
+                     "tensor 'model.layers.0.mlp.gate_proj.weight' element 100000 is not finite");
+    poke_tensor(P("nan/model.safetensors"), w, 70000 * 2, &inf, 2); /* the same chunk, earlier */
+    for (int t = 1; t <= 3; t++)
+        expect_error(convert_threads(P("nan"), BN_TYPE_TQ2_0, BN_TYPE_F16, t, P("x.gguf")), BN_ERR_FORMAT,
+                     "element 70000 is not finite");
+    poke_tensor(P("nan/model.safetensors"), w, 10 * 2, &nan, 2); /* the first chunk's: reported first */
+    for (int t = 1; t <= 3; t++)
+        expect_error(convert_threads(P("nan"), BN_TYPE_I2_S, BN_TYPE_F16, t, P("x.gguf")), BN_ERR_FORMAT,
+                     "element 10 is not finite");
+
+    /* an invalid packed code in the last packed row (the last piece) */
+    model_opts pk = {.packed = true};
+    make_model(P("pk"), &pk);
+    uint8_t bad = 0xFF;
+    poke_tensor(P("pk/model.safetensors"), "model.layers.1.mlp.up_proj.weight", (long)(FF / 4 - 1) * D + 7, &bad, 1);
+    for (int t = 1; t <= 3; t++)
+        expect_error(convert_threads(P("pk"), BN_TYPE_I2_S, BN_TYPE_F16, t, P("x.gguf")), BN_ERR_FORMAT,
+                     "'model.layers.1.mlp.up_proj.weight': packed byte [127, 7] holds the invalid code 3");
+
+    /* thread counts: 0 means physical cores; negative or above 1024 is refused before any work */
+    make_model(P("ok"), &mo);
+    assert_int_equal(convert_threads(P("ok"), BN_TYPE_I2_S, BN_TYPE_F16, 0, P("zero.gguf")), BN_OK);
+    expect_error(convert_threads(P("ok"), BN_TYPE_I2_S, BN_TYPE_F16, -1, P("x.gguf")), BN_ERR_INVALID_ARG,
+                 "conversion threads: -1 is not in 1..1024 (0 = physical cores)");
+    expect_error(convert_threads(P("ok"), BN_TYPE_I2_S, BN_TYPE_F16, 1025, P("x.gguf")), BN_ERR_INVALID_ARG,
+                 "conversion threads: 1025 is not in 1..1024");
+    bitnet_convert_params cp;
+    bitnet_convert_params_default(&cp);
+    cp.n_threads = -2;
+    assert_int_equal(bitnet_convert(P("ok"), P("x.gguf"), &cp), BITNET_ERR_INVALID_ARG);
+    assert_non_null(strstr(bitnet_last_error(), "bitnet_convert: conversion threads: -2 is not in 1..1024"));
+    assert_int_equal(bitnet_convert(P("zero.gguf"), P("x.gguf"), &cp), BITNET_ERR_INVALID_ARG);
+    struct stat sb;
+    assert_int_not_equal(stat(P("x.gguf"), &sb), 0);
+}
+
+/* The pieces converters encode on separate threads make the whole tensor's bytes. */
+static void test_ternary_ranges(void **state)
+{
+    (void)state;
+    enum { N = 4 * 256 };
+    int8_t t[N], back[N];
+    rng = 3;
+    for (int i = 0; i < N; i++) t[i] = (int8_t)((int)((frand() + 1.0f) * 1.5f) - 1);
+    const uint32_t types[3] = {BN_TYPE_I2_S, BN_TYPE_TQ1_0, BN_TYPE_TQ2_0};
+    float scales[N / 256] = {0.5f, 0.25f, 0.125f, 2.0f};
+    for (int k = 0; k < 3; k++) {
+        size_t nb = types[k] == BN_TYPE_I2_S ? N / 4 + 32 : N / 256 * (types[k] == BN_TYPE_TQ1_0 ? 54 : 66);
+        uint8_t whole[N], pieces[N];
+        memset(whole, 0xAA, sizeof whole);
+        memset(pieces, 0x55, sizeof pieces);
+        assert_int_equal(bn_ternary_encode(types[k], t, scales, N, whole), BN_OK);
+        /* out of order, as threads may finish */
+        assert_int_equal(bn_ternary_encode_range(types[k], t, scales, N, 512, 512, pieces), BN_OK);
+        assert_int_equal(bn_ternary_encode_range(types[k], t, scales, N, 0, 256, pieces), BN_OK);
+        assert_int_equal(bn_ternary_encode_range(types[k], t, scales, N, 256, 256, pieces), BN_OK);
+        assert_memory_equal(whole, pieces, nb);
+        float s[N / 256] = {0};
+        memset(back, 7, sizeof back);
+        assert_int_equal(bn_ternary_decode_range(types[k], whole, N, 256, 768, back, s), BN_OK);
+        assert_int_equal(bn_ternary_decode_range(types[k], whole, N, 0, 256, back, s), BN_OK);
+        assert_memory_equal(back, t, N);
+        assert_true(s[0] == bn_fp16_to_fp32(bn_fp32_to_fp16(0.5f)));
+        /* an invalid code 3 (element 700) is found, in its piece only */
+        if (types[k] != BN_TYPE_TQ1_0) {
+            int e = 700 % 256, w = e % 128;
+            size_t at = types[k] == BN_TYPE_I2_S ? (size_t)(700 / 128) * 32 + (700 % 128) % 32
+                                                  : (size_t)(700 / 256) * 66 + (size_t)(e / 128) * 32 + (size_t)(w % 32);
+            int shift = types[k] == BN_TYPE_I2_S ? 6 - 2 * ((700 % 128) / 32) : 2 * (w / 32);
+            whole[at] |= (uint8_t)(3 << shift);
+            assert_int_equal(bn_ternary_decode_range(types[k], whole, N, 0, 512, back, s), BN_OK);
+            expect_error(bn_ternary_decode_range(types[k], whole, N, 512, 512, back, s), BN_ERR_FORMAT,
+                         "element 700 has the invalid code 3");
+        }
+        /* pieces that are not whole blocks */
+        expect_error(bn_ternary_encode_range(types[k], t, scales, N, 64, 256, pieces), BN_ERR_INVALID_ARG, "whole blocks");
+        expect_error(bn_ternary_decode_range(types[k], whole, N, 0, N + 256, back, s), BN_ERR_INVALID_ARG, "whole blocks");
+    }
+}
+
 static void test_llama3_tokenizer(void **state)
 {
     (void)state;
@@ -1174,6 +1401,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_bad_inputs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_packed_bad, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_load_and_requant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads_identical, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ternary_ranges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_llama3_tokenizer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tiny_model, setup, teardown),
     };

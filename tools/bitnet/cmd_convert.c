@@ -23,7 +23,8 @@ static void usage(FILE *f)
             "  --type T             linear weights: i2_s (default), tq1_0, tq2_0\n"
             "  --embed-type T       token embeddings: f16 (default for Hugging Face input), bf16,\n"
             "                       q8_0, q6_k, f32 (default for GGUF input: unchanged)\n"
-            "  --threads N          accepted for compatibility; conversion runs on one thread\n"
+            "  -t, --threads N      threads converting each tensor, 1..1024 (default: physical\n"
+            "                       cores); the output is the same for every N\n"
             "  -q, --quiet          no progress bar or summary\n"
             "  -h, --help           show this help\n");
 }
@@ -95,8 +96,9 @@ int cmd_convert(int argc, char **argv)
                 if (!parse_type(a, v, wnames, wids, 3, &cp.weight_type)) return 2;
             } else if (!strcmp(a, "--embed-type")) {
                 if (!parse_type(a, v, enames, eids, 5, &cp.embed_type)) return 2;
-            } else if (!cli_parse_int(a, v, 1, 1024, &n)) {
-                return 2;
+            } else {
+                if (!cli_parse_int(a, v, 1, 1024, &n)) return 2;
+                cp.n_threads = (int)n;
             }
         } else {
             fprintf(stderr, "bitnet: convert: unknown option '%s'\n", a);
