@@ -28,6 +28,12 @@ struct bn_threadpool {
     atomic_int stop;
     bn_task_fn fn;
     void *arg;
+    /* chunked jobs (bn_threadpool_run_chunks).  A job's kind is the low bit of its generation, so a
+     * worker reads the generation and the kind at once, never a newer job's kind for an older job. */
+    atomic_uint open_gen;   /* a chunked job's generation while chunks may be claimed, 0 once closed */
+    atomic_int next_chunk;  /* the next chunk to claim */
+    atomic_int inside;      /* workers that have entered it and not left */
+    int n_chunks;
 };
 
 typedef struct {
@@ -43,6 +49,16 @@ static void cpu_relax(void)
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
+}
+
+/* Claims and runs chunks of the current chunked job until none is left. */
+static void run_chunks(bn_threadpool *tp)
+{
+    for (;;) {
+        int c = atomic_fetch_add(&tp->next_chunk, 1);
+        if (c >= tp->n_chunks) return;
+        tp->fn(tp->arg, c, tp->n_chunks);
+    }
 }
 
 static void *worker_main(void *p)
@@ -69,6 +85,19 @@ static void *worker_main(void *p)
         }
         if (atomic_load(&tp->stop)) break;
         seen = atomic_load(&tp->generation);
+        if (seen & 1) {
+            /* Enter only while the job is open: the caller closes it once every chunk is claimed
+             * and then waits only for workers inside, so one that wakes late costs nothing. */
+            atomic_fetch_add(&tp->inside, 1);
+            if (atomic_load(&tp->open_gen) == seen) run_chunks(tp);
+            if (atomic_fetch_sub(&tp->inside, 1) == 1) {
+                pthread_mutex_lock(&tp->mu);
+                pthread_cond_signal(&tp->cv_done);
+                pthread_mutex_unlock(&tp->mu);
+            }
+            continue;
+        }
+        /* a plain job waits for every worker, so its fn and arg stay as they are until this one reports */
         tp->fn(tp->arg, wa.ith, tp->n);
         if (atomic_fetch_sub_explicit(&tp->pending, 1, memory_order_acq_rel) == 1) {
             pthread_mutex_lock(&tp->mu);
@@ -92,6 +121,9 @@ bn_status bn_threadpool_init(bn_threadpool **out, int n_threads)
     atomic_init(&tp->generation, 0);
     atomic_init(&tp->pending, 0);
     atomic_init(&tp->stop, 0);
+    atomic_init(&tp->open_gen, 0);
+    atomic_init(&tp->next_chunk, 0);
+    atomic_init(&tp->inside, 0);
     if (n_threads > 1) {
         tp->threads = bn_calloc((size_t)n_threads, sizeof(pthread_t));
         if (!tp->threads) {
@@ -139,6 +171,56 @@ void bn_threadpool_free(bn_threadpool *tp)
 
 int bn_threadpool_size(const bn_threadpool *tp) { return tp ? tp->n : 1; }
 
+/* The next job's generation: a counter, shifted, with the kind (1: chunked) in the low bit; never
+ * 0 (a worker's initial `seen`).  Only the caller of a run writes it. */
+static unsigned next_generation(bn_threadpool *tp, unsigned chunked)
+{
+    unsigned g = ((atomic_load(&tp->generation) >> 1) + 1) << 1 | chunked;
+    return g ? g : 2 | chunked;
+}
+
+static void wait_until_zero(bn_threadpool *tp, atomic_int *count)
+{
+    int spins = 0;
+    while (atomic_load_explicit(count, memory_order_acquire) > 0) {
+        if (++spins < BN_SPIN_ITERS) {
+            cpu_relax();
+            continue;
+        }
+        if (spins < BN_SPIN_ITERS + BN_YIELD_ITERS) {
+            sched_yield();
+            continue;
+        }
+        pthread_mutex_lock(&tp->mu);
+        while (atomic_load(count) > 0) pthread_cond_wait(&tp->cv_done, &tp->mu);
+        pthread_mutex_unlock(&tp->mu);
+    }
+}
+
+void bn_threadpool_run_chunks(bn_threadpool *tp, bn_task_fn fn, void *arg, int n_chunks)
+{
+    if (n_chunks < 1) return;
+    if (!tp || tp->n == 1) {
+        for (int c = 0; c < n_chunks; c++) fn(arg, c, n_chunks);
+        return;
+    }
+    tp->fn = fn;
+    tp->arg = arg;
+    tp->n_chunks = n_chunks;
+    atomic_store(&tp->next_chunk, 0);
+    pthread_mutex_lock(&tp->mu);
+    unsigned gen = next_generation(tp, 1);
+    atomic_store(&tp->open_gen, gen);
+    atomic_store(&tp->generation, gen);
+    pthread_cond_broadcast(&tp->cv_work);
+    pthread_mutex_unlock(&tp->mu);
+    run_chunks(tp);
+    /* every chunk is claimed: close the job, then wait for the workers still inside it (a worker
+     * that enters from now on sees it closed and leaves at once) */
+    atomic_store(&tp->open_gen, 0);
+    wait_until_zero(tp, &tp->inside);
+}
+
 void bn_threadpool_run(bn_threadpool *tp, bn_task_fn fn, void *arg)
 {
     if (!tp || tp->n == 1) {
@@ -149,24 +231,11 @@ void bn_threadpool_run(bn_threadpool *tp, bn_task_fn fn, void *arg)
     tp->arg = arg;
     atomic_store(&tp->pending, tp->n - 1);
     pthread_mutex_lock(&tp->mu);
-    atomic_fetch_add_explicit(&tp->generation, 1, memory_order_release);
+    atomic_store(&tp->generation, next_generation(tp, 0));
     pthread_cond_broadcast(&tp->cv_work);
     pthread_mutex_unlock(&tp->mu);
     fn(arg, 0, tp->n);
-    int spins = 0;
-    while (atomic_load_explicit(&tp->pending, memory_order_acquire) > 0) {
-        if (++spins < BN_SPIN_ITERS) {
-            cpu_relax();
-            continue;
-        }
-        if (spins < BN_SPIN_ITERS + BN_YIELD_ITERS) {
-            sched_yield();
-            continue;
-        }
-        pthread_mutex_lock(&tp->mu);
-        while (atomic_load(&tp->pending) > 0) pthread_cond_wait(&tp->cv_done, &tp->mu);
-        pthread_mutex_unlock(&tp->mu);
-    }
+    wait_until_zero(tp, &tp->pending);
 }
 
 int bn_cpu_count_logical(void)

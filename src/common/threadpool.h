@@ -16,6 +16,11 @@ int bn_threadpool_size(const bn_threadpool *tp);
 /* Runs the task on every thread.  tp may be NULL: then fn(arg, 0, 1) runs on the caller.
  * Not reentrant: a task must not call bn_threadpool_run on the same pool. */
 void bn_threadpool_run(bn_threadpool *tp, bn_task_fn fn, void *arg);
+/* Runs fn(arg, c, n_chunks) once for every chunk c in [0, n_chunks), on whichever threads are
+ * free: each takes the next unclaimed chunk.  Work that does not depend on which thread does it
+ * (a matmul's rows) should use this: when the machine is busy and a worker is not scheduled, the
+ * others do its share instead of waiting a scheduler tick for it to start. */
+void bn_threadpool_run_chunks(bn_threadpool *tp, bn_task_fn fn, void *arg, int n_chunks);
 
 /* Splits [0, n) into nth nearly equal parts, aligned to `align` items; part ith is [*lo, *hi). */
 static inline void bn_split_range(long n, int ith, int nth, long align, long *lo, long *hi)

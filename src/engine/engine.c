@@ -258,7 +258,8 @@ static bn_status forward(bn_ctx *c, bn_ctx *const *seq, const int *pos, const in
         }
         store_kv(c, seq, pos, l, n);
         attn_task at = {c, seq, pos, l, n, decode};
-        bn_threadpool_run(c->pool, attn_worker, &at);
+        /* one chunk per thread (each has its own scores buffer), taken by whichever thread is free */
+        bn_threadpool_run_chunks(c->pool, attn_worker, &at, bn_threadpool_size(c->pool));
         if (hp->sub_norms)
             for (int t = 0; t < n; t++)
                 bn_rmsnorm(c->att + (size_t)t * d, c->att + (size_t)t * d, L->attn_sub_norm, d, hp->norm_eps);

@@ -111,7 +111,7 @@ bn_status bn_weight_repack(bn_weight *w, bn_threadpool *pool, size_t *bytes)
     uint8_t *dst = bn_aligned_alloc(total, 64);
     if (!dst) return BN_ERR_NOMEM;
     repack_task T = {w->data, dst, rb, (size_t)w->cols / 256, (size_t)w->rows / 4};
-    if (pool) bn_threadpool_run(pool, repack_groups, &T);
+    if (pool) bn_threadpool_run_chunks(pool, repack_groups, &T, 4 * bn_threadpool_size(pool));
     else repack_groups(&T, 0, 1);
     /* rows after the last group keep the file layout */
     memcpy(dst + T.groups * 4 * rb, T.src + T.groups * 4 * rb, total - T.groups * 4 * rb);
@@ -290,7 +290,7 @@ bn_status bn_act_quantize(bn_act *a, bn_act_format fmt, const float *x, int64_t 
     act_task T = {fmt, x, n_tok, cols, a->buf, L};
     /* a few short rows (a decode step of a few sequences) are not worth waking the workers for */
     if (n_tok == 1 || !pool || (double)n_tok * (double)cols < 65536.0) act_quantize_rows(&T, 0, 1);
-    else bn_threadpool_run(pool, act_quantize_rows, &T);
+    else bn_threadpool_run_chunks(pool, act_quantize_rows, &T, bn_threadpool_size(pool));
     return BN_OK;
 }
 
@@ -360,7 +360,12 @@ bn_status bn_matmul_multi(const bn_weight *const *w, int n, const bn_act *a, flo
     T.align = align;
     /* Small products are not worth waking the workers for. */
     if (!pool || bn_threadpool_size(pool) == 1 || work < 65536.0) mm_rows(&T, 0, 1);
-    else bn_threadpool_run(pool, mm_rows, &T);
+    else {
+        /* rows in chunks taken by whichever thread is free: on a busy machine a worker that is not
+         * scheduled does not hold the product up (4 per thread keeps each a long memory stream) */
+        long chunks = 4L * bn_threadpool_size(pool), max_chunks = (long)((T.first[n] + align - 1) / align);
+        bn_threadpool_run_chunks(pool, mm_rows, &T, (int)(chunks < max_chunks ? chunks : max_chunks));
+    }
     return BN_OK;
 }
 

@@ -159,6 +159,40 @@ static void test_threadpool(void **state)
     assert_true(bn_cpu_count_physical() >= 1);
 }
 
+/* Chunked jobs: every chunk runs exactly once, also with more threads than cores (workers that
+ * wake late), chunked and plain jobs interleaved on one pool, and on its stack-held state. */
+static void test_threadpool_chunks(void **state)
+{
+    (void)state;
+    const int sizes[3] = {1, 2, 7};
+    for (int si = 0; si < 3; si++) {
+        bn_threadpool *tp;
+        assert_int_equal(bn_threadpool_init(&tp, sizes[si]), BN_OK);
+        for (int rep = 0; rep < 2000; rep++) {
+            pool_state ps;
+            atomic_init(&ps.sum, 0);
+            atomic_init(&ps.calls, 0);
+            int chunks = 1 + rep % 13;
+            if (rep % 3 == 2) {
+                bn_threadpool_run(tp, pool_task, &ps);
+                assert_int_equal(atomic_load(&ps.calls), sizes[si]);
+            } else {
+                bn_threadpool_run_chunks(tp, pool_task, &ps, chunks);
+                assert_int_equal(atomic_load(&ps.calls), chunks);
+            }
+            assert_int_equal(atomic_load(&ps.sum), 999 * 1000 / 2);
+        }
+        bn_threadpool_run_chunks(tp, pool_task, NULL, 0); /* no chunks: nothing runs */
+        bn_threadpool_free(tp);
+    }
+    pool_state ps;
+    atomic_init(&ps.sum, 0);
+    atomic_init(&ps.calls, 0);
+    bn_threadpool_run_chunks(NULL, pool_task, &ps, 5); /* no pool: the caller runs them all */
+    assert_int_equal(atomic_load(&ps.calls), 5);
+    assert_int_equal(atomic_load(&ps.sum), 999 * 1000 / 2);
+}
+
 static void test_split_range(void **state)
 {
     (void)state;
@@ -182,7 +216,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_message), cmocka_unit_test(test_overflow),
         cmocka_unit_test(test_fp16_all_values), cmocka_unit_test(test_fp16_rounding_matches_exhaustive_search),
-        cmocka_unit_test(test_atomic_file), cmocka_unit_test(test_threadpool),
+        cmocka_unit_test(test_atomic_file), cmocka_unit_test(test_threadpool), cmocka_unit_test(test_threadpool_chunks),
         cmocka_unit_test(test_split_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

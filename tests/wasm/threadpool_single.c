@@ -28,5 +28,11 @@ void bn_threadpool_run(bn_threadpool *tp, bn_task_fn fn, void *arg)
     fn(arg, 0, 1);
 }
 
+void bn_threadpool_run_chunks(bn_threadpool *tp, bn_task_fn fn, void *arg, int n_chunks)
+{
+    (void)tp;
+    for (int c = 0; c < n_chunks; c++) fn(arg, c, n_chunks);
+}
+
 int bn_cpu_count_logical(void) { return 1; }
 int bn_cpu_count_physical(void) { return 1; }
