@@ -622,8 +622,14 @@ bn_status bn_ternary_encode(uint32_t type, const int8_t *t, const float *scales,
 float bn_quantize_act_i8(const float *x, int64_t n, int8_t *q, int32_t *sum)
 {
     /* bitnet.cpp quantize_row_i8_s: max|x| in double, floor 1e-5; s = (float)(127/max). */
-    double max = 0.00001;
-    for (int64_t i = 0; i < n; i++) max = fmax(max, fabs((double)x[i]));
+    /* the largest |x| in float (exact, and it vectorises; NaNs are skipped as fmax skips them),
+     * then the floor in double as the reference has it */
+    float m = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        m = a > m ? a : m;
+    }
+    double max = (double)m > 0.00001 ? (double)m : 0.00001;
     float s = (float)(127.0 / max);
     int32_t acc = 0;
     for (int64_t i = 0; i < n; i++) {

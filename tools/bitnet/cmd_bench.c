@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "bitnet.h"
 #include "cli.h"
@@ -96,6 +98,38 @@ static double read_bandwidth(int threads)
     }
     free(buf);
     return best;
+}
+
+/* The read bandwidth for each thread count, measured in a child process before the model is
+ * loaded: the 512 MiB buffer then counts neither in the peak RSS reported nor against the model's
+ * pages.  (The process has no threads yet, so fork is safe.)  0 where it could not be measured. */
+static void measure_bandwidths(const long *threads, int n, double *out)
+{
+    for (int i = 0; i < n; i++) out[i] = 0;
+    int fd[2];
+    if (pipe(fd) != 0) return;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return;
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        for (int i = 0; i < n; i++) {
+            double b = read_bandwidth((int)threads[i]);
+            if (write(fd[1], &b, sizeof b) != (ssize_t)sizeof b) break;
+        }
+        _exit(0);
+    }
+    close(fd[1]);
+    for (int i = 0; i < n; i++)
+        if (read(fd[0], &out[i], sizeof out[i]) != (ssize_t)sizeof out[i]) {
+            out[i] = 0;
+            break;
+        }
+    close(fd[0]);
+    waitpid(pid, NULL, 0);
 }
 
 typedef struct {
@@ -204,6 +238,8 @@ int cmd_bench(int argc, char **argv)
     bitnet_system_info_get(&sys);
     if (threads[0] == 0) threads[0] = sys.n_cores_physical;
 
+    double bws[MAX_LIST];
+    if (measure_bw) measure_bandwidths(threads, n_t, bws);
     double t0 = cli_now();
     bitnet_model *m;
     if (bitnet_model_load(model, &mp, &m) != BITNET_OK) return cli_fail("loading the model");
@@ -215,7 +251,7 @@ int cmd_bench(int argc, char **argv)
     int n_rec = 0;
     int rc = 0;
     for (int ti = 0; ti < n_t && rc == 0; ti++) {
-        double bw = measure_bw ? read_bandwidth((int)threads[ti]) : 0;
+        double bw = measure_bw ? bws[ti] : 0;
         long max_ctx = 1;
         for (int i = 0; i < n_p; i++) max_ctx = prompts[i] > max_ctx ? prompts[i] : max_ctx;
         for (int i = 0; i < n_g; i++) max_ctx = gens[i] + 1 > max_ctx ? gens[i] + 1 : max_ctx;
