@@ -106,6 +106,45 @@ static void i2s_gemv_x4(const uint8_t *g, int64_t nblk, const int8_t *q, int32_t
     for (int i = 0; i < 4; i++) out[i] = hsum_i32(acc[i]);
 }
 
+/* A batch: two rows x T <= 3 tokens per register tile (6 int16 accumulators, 8 code vectors), so
+ * each activation vector loaded serves two rows.  int16 lanes take 8 blocks (see the top), then
+ * are widened into int32 totals. */
+BN_AI void i2s_tile2(const bn_i2s_rowptr rows[2], int64_t nblk, const int8_t *q0, int64_t K, const int T, int32_t *out)
+{
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    __m256i tot[2][3];
+    for (int r = 0; r < 2; r++)
+        for (int t = 0; t < T; t++) tot[r][t] = _mm256_setzero_si256();
+    for (int64_t b = 0; b < nblk;) {
+        const int64_t bend = b + 8 < nblk ? b + 8 : nblk;
+        __m256i a16[2][3];
+        for (int r = 0; r < 2; r++)
+            for (int t = 0; t < T; t++) a16[r][t] = _mm256_setzero_si256();
+        for (; b < bend; b++) {
+            __m256i c[2][4];
+            for (int r = 0; r < 2; r++) {
+                __m256i w = loadu(bn_i2s_block(&rows[r], b, nblk));
+                c[r][0] = _mm256_and_si256(_mm256_srli_epi16(w, 6), m3);
+                c[r][1] = _mm256_and_si256(_mm256_srli_epi16(w, 4), m3);
+                c[r][2] = _mm256_and_si256(_mm256_srli_epi16(w, 2), m3);
+                c[r][3] = _mm256_and_si256(w, m3);
+            }
+            for (int t = 0; t < T; t++) {
+                const int8_t *q = q0 + t * K + 128 * b;
+                for (int i = 0; i < 4; i++) {
+                    __m256i qv = loadu(q + 32 * i);
+                    a16[0][t] = _mm256_add_epi16(a16[0][t], _mm256_maddubs_epi16(c[0][i], qv));
+                    a16[1][t] = _mm256_add_epi16(a16[1][t], _mm256_maddubs_epi16(c[1][i], qv));
+                }
+            }
+        }
+        for (int r = 0; r < 2; r++)
+            for (int t = 0; t < T; t++) tot[r][t] = _mm256_add_epi32(tot[r][t], _mm256_madd_epi16(a16[r][t], ones));
+    }
+    for (int r = 0; r < 2; r++)
+        for (int t = 0; t < T; t++) out[r * T + t] = hsum_i32(tot[r][t]);
+}
+
 static void mm_i2s_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
 {
     const void *pk = bn_weight_packed(w); /* once: another thread may publish it meanwhile */
@@ -128,22 +167,29 @@ static void mm_i2s_avx2(const bn_weight *w, const bn_act_view *a, float *y, int6
         }
         return;
     }
-    for (int64_t rt = r0; rt < r1; rt += R) {
-        int64_t rend = rt + R < r1 ? rt + R : r1;
-        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
-            int64_t T = a->n_tok - t0 < 4 ? a->n_tok - t0 : 4;
+    int64_t RT = R + (R & 1); /* whole row pairs per tile */
+    for (int64_t rt = r0; rt < r1; rt += RT) {
+        int64_t rend = rt + RT < r1 ? rt + RT : r1;
+        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 3) {
+            const int T = (int)(a->n_tok - t0 < 3 ? a->n_tok - t0 : 3);
             const int8_t *q = a->q + t0 * K;
-            for (int64_t r = rt; r < rend; r++) {
-                int32_t acc[4];
-                const bn_i2s_rowptr rp = bn_i2s_row_at(w, pk, r), *row = &rp;
-                switch (T) {
-                case 1: i2s_row(row, nblk, q, K, 1, acc); break;
-                case 2: i2s_row(row, nblk, q, K, 2, acc); break;
-                case 3: i2s_row(row, nblk, q, K, 3, acc); break;
-                default: i2s_row(row, nblk, q, K, 4, acc); break;
+            for (int64_t r = rt; r < rend; r += 2) {
+                const int RR = rend - r >= 2 ? 2 : 1;
+                bn_i2s_rowptr rows[2] = {bn_i2s_row_at(w, pk, r), bn_i2s_row_at(w, pk, RR == 2 ? r + 1 : r)};
+                int32_t acc[6];
+                if (RR == 2) {
+                    if (T == 3) i2s_tile2(rows, nblk, q, K, 3, acc);
+                    else if (T == 2) i2s_tile2(rows, nblk, q, K, 2, acc);
+                    else i2s_tile2(rows, nblk, q, K, 1, acc);
+                } else {
+                    if (T == 3) i2s_row(&rows[0], nblk, q, K, 3, acc);
+                    else if (T == 2) i2s_row(&rows[0], nblk, q, K, 2, acc);
+                    else i2s_row(&rows[0], nblk, q, K, 1, acc);
                 }
-                for (int64_t t = 0; t < T; t++)
-                    y[(t0 + t) * w->rows + r] = ((float)acc[t] - (float)a->sum[t0 + t]) / a->d[t0 + t] * w->scale;
+                for (int i = 0; i < RR; i++)
+                    for (int t = 0; t < T; t++)
+                        y[(t0 + t) * w->rows + r + i] =
+                            ((float)acc[i * T + t] - (float)a->sum[t0 + t]) / a->d[t0 + t] * w->scale;
             }
         }
     }
