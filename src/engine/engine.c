@@ -182,18 +182,17 @@ static void attn_worker(void *arg, int ith, int nth)
         float *o = c->att + (size_t)tok * (size_t)hp->n_embd + (size_t)h * hd;
         memcpy(qh, q, (size_t)hd * sizeof(float));
         if (!c->kv_f32) bn_round_f16(qh, hd);
-        for (int j = 0; j <= p; j++) {
-            size_t off = layer_off + (size_t)j * kvd + (size_t)kvh * hd;
-            scores[j] = c->kv_f32 ? bn_dot_f32((const float *)sc->k_cache + off, qh, hd)
-                                  : bn_dot_f16_f32((const uint16_t *)sc->k_cache + off, qh, hd);
-        }
+        const size_t off0 = layer_off + (size_t)kvh * hd; /* position 0 of this KV head */
+        if (c->kv_f32)
+            for (int j = 0; j <= p; j++) scores[j] = bn_dot_f32((const float *)sc->k_cache + off0 + (size_t)j * kvd, qh, hd);
+        else bn_attn_dots_f16((const uint16_t *)sc->k_cache + off0, kvd, qh, hd, p + 1, scores);
         bn_softmax(scores, p + 1, scale);
         if (t->decode && c->match_reference && !c->kv_f32) bn_round_f16(scores, p + 1);
-        memset(o, 0, (size_t)hd * sizeof(float));
-        for (int j = 0; j <= p; j++) {
-            size_t off = layer_off + (size_t)j * kvd + (size_t)kvh * hd;
-            if (c->kv_f32) bn_axpy_f32(o, scores[j], (const float *)sc->v_cache + off, hd);
-            else bn_axpy_f16(o, scores[j], (const uint16_t *)sc->v_cache + off, hd);
+        if (c->kv_f32) {
+            memset(o, 0, (size_t)hd * sizeof(float));
+            for (int j = 0; j <= p; j++) bn_axpy_f32(o, scores[j], (const float *)sc->v_cache + off0 + (size_t)j * kvd, hd);
+        } else {
+            bn_attn_values_f16(o, scores, (const uint16_t *)sc->v_cache + off0, kvd, hd, p + 1);
         }
     }
 }

@@ -32,6 +32,11 @@ void bn_silu_mul(float *g, const float *u, int64_t n);  /* g = g*sigmoid(g) * u 
 float bn_dot_f16_f32(const uint16_t *a, const float *b, int64_t n);
 /* y += a * v, v in f16 */
 void bn_axpy_f16(float *y, float a, const uint16_t *v, int64_t n);
+/* Attention over n cached positions whose f16 rows lie `stride` values apart: out[j] =
+ * bn_dot_f16_f32(k + j * stride, q, hd), and o = sum_j p[j] * v_j (as bn_axpy_f16 from o = 0, in j
+ * order).  The same bits as those calls, computed several positions or values at a time. */
+void bn_attn_dots_f16(const uint16_t *k, size_t stride, const float *q, int64_t hd, int64_t n, float *out);
+void bn_attn_values_f16(float *o, const float *p, const uint16_t *v, size_t stride, int64_t hd, int64_t n);
 float bn_dot_f32(const float *a, const float *b, int64_t n);
 void bn_axpy_f32(float *y, float a, const float *v, int64_t n);
 

@@ -44,6 +44,43 @@ static void test_attention_dots_simd_equals_ref(void **state)
     }
 }
 
+/* Attention over many positions at once gives, bit for bit, what one call per position gives
+ * (with the reference and with the best SIMD implementation), for head sizes with and without
+ * tails and any number of positions. */
+static void test_attention_many_positions(void **state)
+{
+    (void)state;
+    srand(5);
+    const int hds[3] = {128, 64, 100}, stride = 300;
+    for (int hi = 0; hi < 3; hi++)
+        for (int n = 1; n <= 13; n++) {
+            const int hd = hds[hi];
+            uint16_t *k = malloc((size_t)n * stride * 2), *v = malloc((size_t)n * stride * 2);
+            float q[128], p[13], want[13], got[13], o_want[128], o_got[128];
+            for (int i = 0; i < n * stride; i++) {
+                k[i] = bn_fp32_to_fp16(frand() * 4);
+                v[i] = bn_fp32_to_fp16(frand() * 4);
+            }
+            for (int i = 0; i < hd; i++) q[i] = frand();
+            for (int j = 0; j < n; j++) p[j] = frand();
+            for (int impl = 0; impl < 2; impl++) {
+                if (impl == 0) assert_int_equal(bn_kernels_force(BN_KERNEL_REF), BN_OK);
+                else
+                    for (int kk = BN_KERNEL_AVX512; kk >= BN_KERNEL_AVX2; kk--)
+                        if (bn_kernels_force((bn_kernel_impl)kk) == BN_OK) break;
+                for (int j = 0; j < n; j++) want[j] = bn_dot_f16_f32(k + (size_t)j * stride, q, hd);
+                memset(o_want, 0, sizeof o_want);
+                for (int j = 0; j < n; j++) bn_axpy_f16(o_want, p[j], v + (size_t)j * stride, hd);
+                bn_attn_dots_f16(k, stride, q, hd, n, got);
+                bn_attn_values_f16(o_got, p, v, stride, hd, n);
+                assert_memory_equal(want, got, (size_t)n * sizeof(float));
+                assert_memory_equal(o_want, o_got, (size_t)hd * sizeof(float));
+            }
+            free(k), free(v);
+        }
+    bn_kernels_force(BN_KERNEL_REF);
+}
+
 static void test_rmsnorm(void **state)
 {
     (void)state;
@@ -104,6 +141,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attention_dots_simd_equals_ref),
+        cmocka_unit_test(test_attention_many_positions),
         cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_softmax_and_activations),
