@@ -460,7 +460,7 @@ static void mm_q8_0_avx2(const bn_weight *w, const bn_act_view *a, float *y, int
  * sum_j scale_j * (sum v*q) - 32 * sum_j scale_j * bsum_j with the activations' 16-element sums.
  * maddubs(v <= 63, |q| <= 128) pairs stay <= 2*63*128 = 16128; madd with the scales gives int32. */
 
-BN_AI int32_t q6k_block_isum(const uint8_t *blk, const int8_t *q, const int16_t *bsums)
+BN_AI __m256i q6k_block_acc(const uint8_t *blk, const int8_t *q, const int16_t *bsums)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x03), mC = _mm256_set1_epi8(0x0c);
     const __m256i m30 = _mm256_set1_epi8(0x30), mC0 = _mm256_set1_epi8((char)0xc0);
@@ -495,13 +495,53 @@ BN_AI int32_t q6k_block_isum(const uint8_t *blk, const int8_t *q, const int16_t 
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, s16));
         }
     }
-    return hsum_i32(acc);
+    return acc;
+}
+
+/* A block's integer sum (8 int32 lanes of q6k_block_acc added). */
+BN_AI int32_t q6k_block_isum(const uint8_t *blk, const int8_t *q, const int16_t *bsums)
+{
+    return hsum_i32(q6k_block_acc(blk, q, bsums));
+}
+
+/* One row against one token: as Q8_0's GEMV row (kernels_x86_q8.h), eight blocks' sums are
+ * reduced together and their products formed in one vector, while the float sum stays serial in
+ * block order, as the reference adds it. */
+BN_AI float q6k_gemv_row(const uint8_t *row, int64_t nb, const int8_t *q, const float *ad, const int16_t *bs)
+{
+    float sumf = 0.0f;
+    int64_t b = 0;
+    for (; b + 8 <= nb; b += 8) {
+        __m256i s[8];
+        uint16_t dh[8];
+        for (int i = 0; i < 8; i++) {
+            const uint8_t *blk = row + (size_t)(b + i) * 210;
+            s[i] = q6k_block_acc(blk, q + 256 * (b + i), bs + 16 * (b + i));
+            memcpy(&dh[i], blk + 208, 2);
+        }
+        __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+        __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7]));
+        __m256i S = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20), _mm256_permute2x128_si256(h0, h1, 0x31));
+        __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)dh)), _mm256_loadu_ps(ad + b));
+        float p[8];
+        _mm256_storeu_ps(p, _mm256_mul_ps(_mm256_cvtepi32_ps(S), d));
+        for (int i = 0; i < 8; i++) sumf += p[i];
+    }
+    for (; b < nb; b++) {
+        const uint8_t *blk = row + (size_t)b * 210;
+        sumf += (float)q6k_block_isum(blk, q + 256 * b, bs + 16 * b) * (f16_scalar(blk + 208) * ad[b]);
+    }
+    return sumf;
 }
 
 static void mm_q6_K_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
 {
     const int64_t K = w->cols, nb = K / 256;
     const uint8_t *base = w->data;
+    if (a->n_tok == 1) {
+        for (int64_t r = r0; r < r1; r++) y[r] = q6k_gemv_row(base + (size_t)r * (size_t)nb * 210, nb, a->q, a->d, a->bsums);
+        return;
+    }
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = base + (size_t)r * (size_t)nb * 210;
         for (int64_t t = 0; t < a->n_tok; t++) {
