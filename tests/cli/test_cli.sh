@@ -85,6 +85,20 @@ check "gen-model tq types hold the same weights" "'$BITNET' eval -m '$TMP/g_tq1_
 "$BITNET" bench -m "$DATA/reference/V1/model.gguf" -p 16 -n 8 -t 1 -r 2 --no-bandwidth -o json >"$TMP/b.json" 2>/dev/null
 check "bench JSON has llama-bench fields" "python3 -c \"import json; r=json.load(open('$TMP/b.json')); assert len(r)==2 and all(k in r[0] for k in ('n_prompt','n_gen','n_threads','avg_ts','stddev_ts')) and r[0]['avg_ts']>0\""
 
+# 5b. repacked I2_S weights: said by info --system, run and bench where the kernels use them;
+#     the same greedy text either way (--no-repack), and never with the scalar kernels
+kern=$("$BITNET" info --system --json | python3 -c "import json,sys; print(json.load(sys.stdin)['system']['kernels'])")
+"$BITNET" run -m "$DATA/reference/V1/model.gguf" -p "" -n 24 --temp 0 >"$TMP/rp.txt" 2>"$TMP/rp.err"
+"$BITNET" run -m "$DATA/reference/V1/model.gguf" -p "" -n 24 --temp 0 --no-repack >"$TMP/nrp.txt" 2>"$TMP/nrp.err"
+check "same text with and without repacking" "cmp -s '$TMP/rp.txt' '$TMP/nrp.txt'"
+check "--no-repack: nothing repacked" "! grep -q 'repacked' '$TMP/nrp.err'"
+if [ "$kern" = avx2 ] || [ "$kern" = avx512 ]; then
+    check "info --system: I2_S repacked ($kern)" "\"$BITNET\" info --system | grep -q 'I2_S layout .*repacked'"
+    check "run says how much was repacked" "grep -q 'I2_S repacked over the first tokens' '$TMP/rp.err'"
+    check "bench repacks at load" "\"$BITNET\" bench -m '$DATA/reference/V1/model.gguf' -p 0 -n 2 -r 1 --no-bandwidth | grep -q 'I2_S repacked at load'"
+fi
+check "info --system with the scalar kernels: file layout" "BITNET_KERNELS=ref \"$BITNET\" info --system | grep -q 'I2_S layout .*as stored in the file' && BITNET_KERNELS=ref \"$BITNET\" info --system --json | grep -Eq '\"i2s_repack\":[[:space:]]*false'"
+
 # 6. chat: two turns through stdin, the second reusing the first's cache
 printf 'Hello\nAgain\n' | "$BITNET" chat -m "$DATA/reference/V1/model.gguf" -n 8 --temp 0 >"$TMP/chat.txt" 2>"$TMP/chat.err"
 check "chat answers two turns" "[ \$(grep -c '^> ' '$TMP/chat.txt') -ge 2 ] && grep -q 'chat format: bitnet' '$TMP/chat.err'"

@@ -357,7 +357,7 @@ static void print_system_text(const bitnet_system_info *si, bool blank_line)
     printf("  %-15s %s\n", "cpu features", si->cpu_features[0] ? si->cpu_features : "(none)");
     printf("  %-15s %d physical, %d logical\n", "cores", si->n_cores_physical, si->n_cores_logical);
     printf("  %-15s %s\n", "I2_S layout",
-           si->i2s_repack ? "repacked at load: rows interleaved by four (one memory stream per GEMV)"
+           si->i2s_repack ? "repacked after loading: rows interleaved by four (one memory stream per GEMV)"
                           : "as stored in the file");
 }
 
