@@ -12,6 +12,7 @@
  *         is <= 2*128*127 = 32512 < 32767; widened per 32-element block.
  * The worst cases (every code +1, every q -128 or 127, K = 6912 .. 65536) are tested. */
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/fp16.h"
@@ -589,9 +590,10 @@ BN_AI float load1(const void *p, int64_t i, const int kind)
 }
 
 /* One weight row against T token rows. */
-BN_AI void float_row(const void *wr, const void *x0, int64_t K, const int T, const int kind, float *out)
+BN_AI void float_row(const void *wr, const void *x0, int64_t K, const int T, const int kind, const int xkind,
+                      float *out)
 {
-    const size_t esz = kind == FL_F32 ? 4 : 2;
+    const size_t esz = xkind == FL_F32 ? 4 : 2; /* of the activations */
     __m256 acc[3][4];
     for (int t = 0; t < T; t++)
         for (int j = 0; j < 4; j++) acc[t][j] = _mm256_setzero_ps();
@@ -601,13 +603,13 @@ BN_AI void float_row(const void *wr, const void *x0, int64_t K, const int T, con
         for (int j = 0; j < 4; j++) wv[j] = load8(wr, k + 8 * j, kind);
         for (int t = 0; t < T; t++) {
             const void *x = (const uint8_t *)x0 + (size_t)t * (size_t)K * esz;
-            for (int j = 0; j < 4; j++) acc[t][j] = _mm256_fmadd_ps(wv[j], load8(x, k + 8 * j, kind), acc[t][j]);
+            for (int j = 0; j < 4; j++) acc[t][j] = _mm256_fmadd_ps(wv[j], load8(x, k + 8 * j, xkind), acc[t][j]);
         }
     }
     for (int t = 0; t < T; t++) {
         const void *x = (const uint8_t *)x0 + (size_t)t * (size_t)K * esz;
         double s = reduce4x8(acc[t][0], acc[t][1], acc[t][2], acc[t][3]);
-        for (int64_t k = np; k < K; k++) s += (double)(load1(wr, k, kind) * load1(x, k, kind));
+        for (int64_t k = np; k < K; k++) s += (double)(load1(wr, k, kind) * load1(x, k, xkind));
         out[t] = (float)s;
     }
 }
@@ -617,25 +619,48 @@ BN_AI void mm_float_avx2(const bn_weight *w, const bn_act_view *a, float *y, int
     const int64_t K = w->cols;
     const size_t esz = kind == FL_F32 ? 4 : 2, rb = (size_t)K * esz;
     const uint8_t *base = w->data;
-    const uint8_t *xs = kind == FL_F32 ? (const uint8_t *)a->x : (const uint8_t *)a->h;
+    const uint8_t *xs0 = kind == FL_F32 ? (const uint8_t *)a->x : (const uint8_t *)a->h;
     const int64_t R = row_tile(rb);
-    for (int64_t rt = r0; rt < r1; rt += R) {
-        int64_t rend = rt + R < r1 ? rt + R : r1;
-        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 3) {
-            int64_t T = a->n_tok - t0 < 3 ? a->n_tok - t0 : 3;
-            const uint8_t *x = xs + (size_t)t0 * rb;
-            for (int64_t r = rt; r < rend; r++) {
-                float out[3];
-                const uint8_t *row = base + (size_t)r * rb;
-                switch (T) {
-                case 1: float_row(row, x, K, 1, kind, out); break;
-                case 2: float_row(row, x, K, 2, kind, out); break;
-                default: float_row(row, x, K, 3, kind, out); break;
+    /* A batch of f16/bf16 activations is widened to float once per chunk of tokens, not once per
+     * weight row (the same floats, so the same sums); without memory for it, per row as before. */
+    int64_t chunk = a->n_tok;
+    float *xf = NULL;
+    if (kind != FL_F32 && a->n_tok > 1) {
+        chunk = a->n_tok < 64 ? a->n_tok : 64;
+        xf = malloc(sizeof(float) * (size_t)chunk * (size_t)K);
+        if (!xf) chunk = a->n_tok;
+    }
+    for (int64_t c0 = 0; c0 < a->n_tok; c0 += chunk) {
+        const int64_t cn = a->n_tok - c0 < chunk ? a->n_tok - c0 : chunk;
+        const uint8_t *xs = xs0 + (size_t)c0 * rb;
+        size_t xrb = rb;
+        int xk = kind;
+        if (xf) {
+            for (int64_t t = 0; t < cn; t++)
+                for (int64_t k = 0; k < K; k++) xf[t * K + k] = load1(xs + (size_t)t * rb, k, kind);
+            xs = (const uint8_t *)xf;
+            xrb = (size_t)K * 4;
+            xk = FL_F32;
+        }
+        for (int64_t rt = r0; rt < r1; rt += R) {
+            int64_t rend = rt + R < r1 ? rt + R : r1;
+            for (int64_t t0 = 0; t0 < cn; t0 += 3) {
+                int64_t T = cn - t0 < 3 ? cn - t0 : 3;
+                const uint8_t *x = xs + (size_t)t0 * xrb;
+                for (int64_t r = rt; r < rend; r++) {
+                    float out[3];
+                    const uint8_t *row = base + (size_t)r * rb;
+                    switch (T) {
+                    case 1: float_row(row, x, K, 1, kind, xk, out); break;
+                    case 2: float_row(row, x, K, 2, kind, xk, out); break;
+                    default: float_row(row, x, K, 3, kind, xk, out); break;
+                    }
+                    for (int64_t t = 0; t < T; t++) y[(c0 + t0 + t) * w->rows + r] = out[t];
                 }
-                for (int64_t t = 0; t < T; t++) y[(t0 + t) * w->rows + r] = out[t];
             }
         }
     }
+    free(xf);
 }
 
 static void mm_f16_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)

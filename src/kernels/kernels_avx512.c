@@ -6,6 +6,7 @@
  * an int32 lane gathers K/16 (zmm) or K/8 (ymm) groups of at most 4*3*128 = 1536, below 2^31 for
  * every K up to 2^24 (the weights' limit). */
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/fp16.h"
@@ -568,9 +569,10 @@ BN_AI float reduce_2x16(__m512 lo, __m512 hi)
     return _mm_cvtss_f32(t);
 }
 
-BN_AI void float_row(const void *wr, const void *x0, int64_t K, const int T, const int kind, float *out)
+BN_AI void float_row(const void *wr, const void *x0, int64_t K, const int T, const int kind, const int xkind,
+                      float *out)
 {
-    const size_t esz = kind == FL_F32 ? 4 : 2;
+    const size_t esz = xkind == FL_F32 ? 4 : 2; /* of the activations */
     __m512 lo[4], hi[4];
     for (int t = 0; t < T; t++) lo[t] = hi[t] = _mm512_setzero_ps();
     int64_t np = K & ~(int64_t)31;
@@ -578,14 +580,14 @@ BN_AI void float_row(const void *wr, const void *x0, int64_t K, const int T, con
         __m512 w0 = load16(wr, k, kind), w1 = load16(wr, k + 16, kind);
         for (int t = 0; t < T; t++) {
             const void *x = (const uint8_t *)x0 + (size_t)t * (size_t)K * esz;
-            lo[t] = _mm512_fmadd_ps(w0, load16(x, k, kind), lo[t]);
-            hi[t] = _mm512_fmadd_ps(w1, load16(x, k + 16, kind), hi[t]);
+            lo[t] = _mm512_fmadd_ps(w0, load16(x, k, xkind), lo[t]);
+            hi[t] = _mm512_fmadd_ps(w1, load16(x, k + 16, xkind), hi[t]);
         }
     }
     for (int t = 0; t < T; t++) {
         const void *x = (const uint8_t *)x0 + (size_t)t * (size_t)K * esz;
         double s = reduce_2x16(lo[t], hi[t]);
-        for (int64_t k = np; k < K; k++) s += (double)(load1(wr, k, kind) * load1(x, k, kind));
+        for (int64_t k = np; k < K; k++) s += (double)(load1(wr, k, kind) * load1(x, k, xkind));
         out[t] = (float)s;
     }
 }
@@ -595,26 +597,49 @@ BN_AI void mm_float(const bn_weight *w, const bn_act_view *a, float *y, int64_t 
     const int64_t K = w->cols;
     const size_t esz = kind == FL_F32 ? 4 : 2, rb = (size_t)K * esz;
     const uint8_t *base = w->data;
-    const uint8_t *xs = kind == FL_F32 ? (const uint8_t *)a->x : (const uint8_t *)a->h;
+    const uint8_t *xs0 = kind == FL_F32 ? (const uint8_t *)a->x : (const uint8_t *)a->h;
     const int64_t R = row_tile(rb);
-    for (int64_t rt = r0; rt < r1; rt += R) {
-        int64_t rend = rt + R < r1 ? rt + R : r1;
-        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
-            int64_t T = a->n_tok - t0 < 4 ? a->n_tok - t0 : 4;
-            const uint8_t *x = xs + (size_t)t0 * rb;
-            for (int64_t r = rt; r < rend; r++) {
-                float out[4];
-                const uint8_t *row = base + (size_t)r * rb;
-                switch (T) {
-                case 1: float_row(row, x, K, 1, kind, out); break;
-                case 2: float_row(row, x, K, 2, kind, out); break;
-                case 3: float_row(row, x, K, 3, kind, out); break;
-                default: float_row(row, x, K, 4, kind, out); break;
+    /* A batch of f16/bf16 activations is widened to float once per chunk of tokens, not once per
+     * weight row (the same floats, so the same sums); without memory for it, per row as before. */
+    int64_t chunk = a->n_tok;
+    float *xf = NULL;
+    if (kind != FL_F32 && a->n_tok > 1) {
+        chunk = a->n_tok < 64 ? a->n_tok : 64;
+        xf = malloc(sizeof(float) * (size_t)chunk * (size_t)K);
+        if (!xf) chunk = a->n_tok;
+    }
+    for (int64_t c0 = 0; c0 < a->n_tok; c0 += chunk) {
+        const int64_t cn = a->n_tok - c0 < chunk ? a->n_tok - c0 : chunk;
+        const uint8_t *xs = xs0 + (size_t)c0 * rb;
+        size_t xrb = rb;
+        int xk = kind;
+        if (xf) {
+            for (int64_t t = 0; t < cn; t++)
+                for (int64_t k = 0; k < K; k++) xf[t * K + k] = load1(xs + (size_t)t * rb, k, kind);
+            xs = (const uint8_t *)xf;
+            xrb = (size_t)K * 4;
+            xk = FL_F32;
+        }
+        for (int64_t rt = r0; rt < r1; rt += R) {
+            int64_t rend = rt + R < r1 ? rt + R : r1;
+            for (int64_t t0 = 0; t0 < cn; t0 += 4) {
+                int64_t T = cn - t0 < 4 ? cn - t0 : 4;
+                const uint8_t *x = xs + (size_t)t0 * xrb;
+                for (int64_t r = rt; r < rend; r++) {
+                    float out[4];
+                    const uint8_t *row = base + (size_t)r * rb;
+                    switch (T) {
+                    case 1: float_row(row, x, K, 1, kind, xk, out); break;
+                    case 2: float_row(row, x, K, 2, kind, xk, out); break;
+                    case 3: float_row(row, x, K, 3, kind, xk, out); break;
+                    default: float_row(row, x, K, 4, kind, xk, out); break;
+                    }
+                    for (int64_t t = 0; t < T; t++) y[(c0 + t0 + t) * w->rows + r] = out[t];
                 }
-                for (int64_t t = 0; t < T; t++) y[(t0 + t) * w->rows + r] = out[t];
             }
         }
     }
+    free(xf);
 }
 
 static void mm_f16_avx512(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
