@@ -84,7 +84,9 @@ bn_status bn_parallel_ranges(bn_threadpool *tp, int64_t n, int64_t grain, bn_ran
     atomic_init(&t.failed, t.n_pieces);
     t.slots = bn_calloc((size_t)nth, sizeof *t.slots);
     if (!t.slots) return BN_ERR_NOMEM;
-    bn_threadpool_run(tp, run_pieces, &t);
+    /* one chunk per slot, taken by whichever thread is free: a worker that is not scheduled does
+     * not hold the conversion up (its slot's loop simply finds no pieces left) */
+    bn_threadpool_run_chunks(tp, run_pieces, &t, nth);
     const range_slot *first = NULL;
     for (int i = 0; i < nth; i++)
         if (t.slots[i].st && (!first || t.slots[i].piece < first->piece)) first = &t.slots[i];
