@@ -125,13 +125,13 @@ bn_status bn_weight_repack(bn_weight *w, bn_threadpool *pool, size_t *bytes)
  *   I8_ROW: q [n_tok*cols] int8 | qp [n_tok*cols] int8 (n_tok > 1 only) | d [n_tok] float | sum [n_tok] int32
  *   Q8_K:   q [n_tok*cols] int8 | d [n_tok*cols/256] float | sum [n_tok*cols/256] int32 | bsums [n_tok*cols/16] int16
  *   Q8_0:   q [n_tok*cols] int8 | d [n_tok*cols/32] float
- *   F16, BF16: h [n_tok*cols] uint16
+ *   F16, BF16: h [n_tok*cols] uint16 | hf [n_tok*cols] float (n_tok > 1 only)
  *   F32:    nothing (a->x points at the caller's input) */
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 typedef struct act_layout {
-    size_t off_q, off_qp, off_d, off_sum, off_bsums, off_h, total;
+    size_t off_q, off_qp, off_d, off_sum, off_bsums, off_hf, total;
 } act_layout;
 
 static void act_layout_get(bn_act_format fmt, int64_t n_tok, int64_t cols, act_layout *L)
@@ -157,7 +157,11 @@ static void act_layout_get(bn_act_format fmt, int64_t n_tok, int64_t cols, act_l
         L->total = L->off_d + align64(n / 32 * 4);
         break;
     case BN_ACT_F16:
-    case BN_ACT_BF16: L->total = align64(n * 2); break;
+    case BN_ACT_BF16:
+        /* a batch also gets the rounded values widened back to float (bn_act_view.hf) */
+        L->off_hf = nt > 1 ? align64(n * 2) : 0;
+        L->total = align64(n * 2) + (nt > 1 ? align64(n * 4) : 0);
+        break;
     default: L->total = 0; break;
     }
 }
@@ -181,7 +185,10 @@ void bn_act_view_get(const bn_act *a, bn_act_view *v)
         if (a->format == BN_ACT_I8_ROW && L.off_qp) v->qp = (const int8_t *)(b + L.off_qp);
         break;
     case BN_ACT_F16:
-    case BN_ACT_BF16: v->h = (const uint16_t *)(const void *)b; break;
+    case BN_ACT_BF16:
+        v->h = (const uint16_t *)(const void *)b;
+        if (L.off_hf) v->hf = (const float *)(const void *)(b + L.off_hf);
+        break;
     default: v->x = a->x; break;
     }
 }
@@ -251,11 +258,19 @@ static void act_quantize_rows(void *arg, int ith, int nth)
         case BN_ACT_F16: {
             uint16_t *h = (uint16_t *)(void *)T->buf + t * K;
             for (int64_t k = 0; k < K; k++) h[k] = bn_fp32_to_fp16(x[k]);
+            if (T->L.off_hf) {
+                float *hf = (float *)(void *)(T->buf + T->L.off_hf) + t * K;
+                for (int64_t k = 0; k < K; k++) hf[k] = bn_fp16_to_fp32(h[k]);
+            }
             break;
         }
         case BN_ACT_BF16: {
             uint16_t *h = (uint16_t *)(void *)T->buf + t * K;
             for (int64_t k = 0; k < K; k++) h[k] = bn_fp32_to_bf16(x[k]);
+            if (T->L.off_hf) {
+                float *hf = (float *)(void *)(T->buf + T->L.off_hf) + t * K;
+                for (int64_t k = 0; k < K; k++) hf[k] = bn_bf16_to_fp32(h[k]);
+            }
             break;
         }
         default: break;

@@ -12,7 +12,6 @@
  *         is <= 2*128*127 = 32512 < 32767; widened per 32-element block.
  * The worst cases (every code +1, every q -128 or 127, K = 6912 .. 65536) are tested. */
 #include <immintrin.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "common/fp16.h"
@@ -383,7 +382,7 @@ BN_AI __m256i q8_0_block_dot(const uint8_t *blk, const int8_t *q)
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
-#include "kernels/kernels_x86_q8.h"
+#include "kernels/kernels_x86_blocks.h"
 
 BN_AI void q8_0_tile(const uint8_t *row0, size_t rb, int64_t nb, const bn_act_view *a, int64_t t0, const int R,
                      const int T, float *out)
@@ -505,9 +504,7 @@ BN_AI int32_t q6k_block_isum(const uint8_t *blk, const int8_t *q, const int16_t 
     return hsum_i32(q6k_block_acc(blk, q, bsums));
 }
 
-/* One row against one token: as Q8_0's GEMV row (kernels_x86_q8.h), eight blocks' sums are
- * reduced together and their products formed in one vector, while the float sum stays serial in
- * block order, as the reference adds it. */
+/* One row against one token, eight blocks at a time as Q8_0's (kernels_x86_blocks.h). */
 BN_AI float q6k_gemv_row(const uint8_t *row, int64_t nb, const int8_t *q, const float *ad, const int16_t *bs)
 {
     float sumf = 0.0f;
@@ -520,13 +517,7 @@ BN_AI float q6k_gemv_row(const uint8_t *row, int64_t nb, const int8_t *q, const 
             s[i] = q6k_block_acc(blk, q + 256 * (b + i), bs + 16 * (b + i));
             memcpy(&dh[i], blk + 208, 2);
         }
-        __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
-        __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(s[4], s[5]), _mm256_hadd_epi32(s[6], s[7]));
-        __m256i S = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20), _mm256_permute2x128_si256(h0, h1, 0x31));
-        __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)dh)), _mm256_loadu_ps(ad + b));
-        float p[8];
-        _mm256_storeu_ps(p, _mm256_mul_ps(_mm256_cvtepi32_ps(S), d));
-        for (int i = 0; i < 8; i++) sumf += p[i];
+        sumf = bn_x86_add8(sumf, bn_x86_sum8(s), dh, ad + b);
     }
     for (; b < nb; b++) {
         const uint8_t *blk = row + (size_t)b * 210;
@@ -619,48 +610,28 @@ BN_AI void mm_float_avx2(const bn_weight *w, const bn_act_view *a, float *y, int
     const int64_t K = w->cols;
     const size_t esz = kind == FL_F32 ? 4 : 2, rb = (size_t)K * esz;
     const uint8_t *base = w->data;
-    const uint8_t *xs0 = kind == FL_F32 ? (const uint8_t *)a->x : (const uint8_t *)a->h;
+    /* a batch's f16/bf16 activations come already widened to float (the same values) */
+    const int xk = kind != FL_F32 && a->hf ? FL_F32 : kind;
+    const uint8_t *xs = xk == FL_F32 ? (const uint8_t *)(kind == FL_F32 ? a->x : a->hf) : (const uint8_t *)a->h;
+    const size_t xrb = (size_t)K * (xk == FL_F32 ? 4 : 2);
     const int64_t R = row_tile(rb);
-    /* A batch of f16/bf16 activations is widened to float once per chunk of tokens, not once per
-     * weight row (the same floats, so the same sums); without memory for it, per row as before. */
-    int64_t chunk = a->n_tok;
-    float *xf = NULL;
-    if (kind != FL_F32 && a->n_tok > 1) {
-        chunk = a->n_tok < 64 ? a->n_tok : 64;
-        xf = malloc(sizeof(float) * (size_t)chunk * (size_t)K);
-        if (!xf) chunk = a->n_tok;
-    }
-    for (int64_t c0 = 0; c0 < a->n_tok; c0 += chunk) {
-        const int64_t cn = a->n_tok - c0 < chunk ? a->n_tok - c0 : chunk;
-        const uint8_t *xs = xs0 + (size_t)c0 * rb;
-        size_t xrb = rb;
-        int xk = kind;
-        if (xf) {
-            for (int64_t t = 0; t < cn; t++)
-                for (int64_t k = 0; k < K; k++) xf[t * K + k] = load1(xs + (size_t)t * rb, k, kind);
-            xs = (const uint8_t *)xf;
-            xrb = (size_t)K * 4;
-            xk = FL_F32;
-        }
-        for (int64_t rt = r0; rt < r1; rt += R) {
-            int64_t rend = rt + R < r1 ? rt + R : r1;
-            for (int64_t t0 = 0; t0 < cn; t0 += 3) {
-                int64_t T = cn - t0 < 3 ? cn - t0 : 3;
-                const uint8_t *x = xs + (size_t)t0 * xrb;
-                for (int64_t r = rt; r < rend; r++) {
-                    float out[3];
-                    const uint8_t *row = base + (size_t)r * rb;
-                    switch (T) {
-                    case 1: float_row(row, x, K, 1, kind, xk, out); break;
-                    case 2: float_row(row, x, K, 2, kind, xk, out); break;
-                    default: float_row(row, x, K, 3, kind, xk, out); break;
-                    }
-                    for (int64_t t = 0; t < T; t++) y[(c0 + t0 + t) * w->rows + r] = out[t];
+    for (int64_t rt = r0; rt < r1; rt += R) {
+        int64_t rend = rt + R < r1 ? rt + R : r1;
+        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 3) {
+            int64_t T = a->n_tok - t0 < 3 ? a->n_tok - t0 : 3;
+            const uint8_t *x = xs + (size_t)t0 * xrb;
+            for (int64_t r = rt; r < rend; r++) {
+                float out[3];
+                const uint8_t *row = base + (size_t)r * rb;
+                switch (T) {
+                case 1: float_row(row, x, K, 1, kind, xk, out); break;
+                case 2: float_row(row, x, K, 2, kind, xk, out); break;
+                default: float_row(row, x, K, 3, kind, xk, out); break;
                 }
+                for (int64_t t = 0; t < T; t++) y[(t0 + t) * w->rows + r] = out[t];
             }
         }
     }
-    free(xf);
 }
 
 static void mm_f16_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)

@@ -6,7 +6,6 @@
  * an int32 lane gathers K/16 (zmm) or K/8 (ymm) groups of at most 4*3*128 = 1536, below 2^31 for
  * every K up to 2^24 (the weights' limit). */
 #include <immintrin.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "common/fp16.h"
@@ -465,7 +464,7 @@ BN_AI __m256i q8_0_block_dot(const uint8_t *blk, const int8_t *q)
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(wq), _mm256_sign_epi8(aq, wq));
 }
 
-#include "kernels/kernels_x86_q8.h"
+#include "kernels/kernels_x86_blocks.h"
 
 BN_AI void q8_0_tile(const uint8_t *row0, size_t rb, int64_t nb, const bn_act_view *a, int64_t t0, const int R,
                      const int T, float *out)
@@ -597,49 +596,29 @@ BN_AI void mm_float(const bn_weight *w, const bn_act_view *a, float *y, int64_t 
     const int64_t K = w->cols;
     const size_t esz = kind == FL_F32 ? 4 : 2, rb = (size_t)K * esz;
     const uint8_t *base = w->data;
-    const uint8_t *xs0 = kind == FL_F32 ? (const uint8_t *)a->x : (const uint8_t *)a->h;
+    /* a batch's f16/bf16 activations come already widened to float (the same values) */
+    const int xk = kind != FL_F32 && a->hf ? FL_F32 : kind;
+    const uint8_t *xs = xk == FL_F32 ? (const uint8_t *)(kind == FL_F32 ? a->x : a->hf) : (const uint8_t *)a->h;
+    const size_t xrb = (size_t)K * (xk == FL_F32 ? 4 : 2);
     const int64_t R = row_tile(rb);
-    /* A batch of f16/bf16 activations is widened to float once per chunk of tokens, not once per
-     * weight row (the same floats, so the same sums); without memory for it, per row as before. */
-    int64_t chunk = a->n_tok;
-    float *xf = NULL;
-    if (kind != FL_F32 && a->n_tok > 1) {
-        chunk = a->n_tok < 64 ? a->n_tok : 64;
-        xf = malloc(sizeof(float) * (size_t)chunk * (size_t)K);
-        if (!xf) chunk = a->n_tok;
-    }
-    for (int64_t c0 = 0; c0 < a->n_tok; c0 += chunk) {
-        const int64_t cn = a->n_tok - c0 < chunk ? a->n_tok - c0 : chunk;
-        const uint8_t *xs = xs0 + (size_t)c0 * rb;
-        size_t xrb = rb;
-        int xk = kind;
-        if (xf) {
-            for (int64_t t = 0; t < cn; t++)
-                for (int64_t k = 0; k < K; k++) xf[t * K + k] = load1(xs + (size_t)t * rb, k, kind);
-            xs = (const uint8_t *)xf;
-            xrb = (size_t)K * 4;
-            xk = FL_F32;
-        }
-        for (int64_t rt = r0; rt < r1; rt += R) {
-            int64_t rend = rt + R < r1 ? rt + R : r1;
-            for (int64_t t0 = 0; t0 < cn; t0 += 4) {
-                int64_t T = cn - t0 < 4 ? cn - t0 : 4;
-                const uint8_t *x = xs + (size_t)t0 * xrb;
-                for (int64_t r = rt; r < rend; r++) {
-                    float out[4];
-                    const uint8_t *row = base + (size_t)r * rb;
-                    switch (T) {
-                    case 1: float_row(row, x, K, 1, kind, xk, out); break;
-                    case 2: float_row(row, x, K, 2, kind, xk, out); break;
-                    case 3: float_row(row, x, K, 3, kind, xk, out); break;
-                    default: float_row(row, x, K, 4, kind, xk, out); break;
-                    }
-                    for (int64_t t = 0; t < T; t++) y[(c0 + t0 + t) * w->rows + r] = out[t];
+    for (int64_t rt = r0; rt < r1; rt += R) {
+        int64_t rend = rt + R < r1 ? rt + R : r1;
+        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
+            int64_t T = a->n_tok - t0 < 4 ? a->n_tok - t0 : 4;
+            const uint8_t *x = xs + (size_t)t0 * xrb;
+            for (int64_t r = rt; r < rend; r++) {
+                float out[4];
+                const uint8_t *row = base + (size_t)r * rb;
+                switch (T) {
+                case 1: float_row(row, x, K, 1, kind, xk, out); break;
+                case 2: float_row(row, x, K, 2, kind, xk, out); break;
+                case 3: float_row(row, x, K, 3, kind, xk, out); break;
+                default: float_row(row, x, K, 4, kind, xk, out); break;
                 }
+                for (int64_t t = 0; t < T; t++) y[(t0 + t) * w->rows + r] = out[t];
             }
         }
     }
-    free(xf);
 }
 
 static void mm_f16_avx512(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)

@@ -19,6 +19,8 @@ typedef struct bn_act_view {
     const int32_t *sum;   /* I8_ROW: sum of q per token [n_tok]; Q8_K: per 256-block [n_tok][cols/256] */
     const int16_t *bsums; /* Q8_K: sums per 16 elements [n_tok][cols/16] */
     const uint16_t *h;    /* F16, BF16: [n_tok][cols] */
+    const float *hf;      /* F16, BF16 with n_tok > 1: h widened back to float, so a GEMM need not
+                             widen each token once per weight row; NULL otherwise */
     const float *x;       /* F32: [n_tok][cols] */
     int64_t n_tok, cols;
 } bn_act_view;

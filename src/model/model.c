@@ -292,6 +292,15 @@ static bn_weight *model_weight(bn_model *m, int i) /* i in [0, 7 n_layer]: the l
     return ws[i % 7];
 }
 
+/* Work at load (repacking, requantising the head) runs before any context's pool exists: a pool
+ * of its own for that one job, on the physical cores.  NULL (the caller alone) with one core. */
+static bn_threadpool *load_pool(void)
+{
+    bn_threadpool *pool = NULL;
+    int nt = bn_cpu_count_physical();
+    if (nt > 1 && bn_threadpool_init(&pool, nt > 8 ? 8 : nt) != BN_OK) pool = NULL;
+    return pool;
+}
 
 bn_status bn_model_repack(bn_model *m, bool release_file_pages, bool lazy)
 {
@@ -306,9 +315,7 @@ bn_status bn_model_repack(bn_model *m, bool release_file_pages, bool lazy)
     }
     if (lazy) return BN_OK;
     /* now, on all cores: a copy at memory speed */
-    bn_threadpool *pool = NULL;
-    int nt = bn_cpu_count_physical();
-    if (nt > 1 && bn_threadpool_init(&pool, nt > 8 ? 8 : nt) != BN_OK) pool = NULL;
+    bn_threadpool *pool = load_pool();
     bn_status st = bn_model_repack_step(m, pool, SIZE_MAX);
     bn_threadpool_free(pool);
     return st;
@@ -339,7 +346,7 @@ typedef struct requant_task {
     uint32_t type;
     uint8_t *dst;
     size_t row_bytes;
-    bn_status st[64];
+    bn_status st[8]; /* per thread (load_pool has at most 8) */
 } requant_task;
 
 static void requant_rows(void *arg, int ith, int nth)
@@ -355,7 +362,7 @@ static void requant_rows(void *arg, int ith, int nth)
         if (st == BN_OK) st = bn_quantize_fast(T->type, row, 1, cols, T->dst + (size_t)r * T->row_bytes);
     }
     bn_free(row);
-    T->st[ith % 64] = st;
+    T->st[ith] = st;
 }
 
 bn_status bn_model_requantize_head(bn_model *m, uint32_t type)
@@ -372,16 +379,13 @@ bn_status bn_model_requantize_head(bn_model *m, uint32_t type)
     if (!dst) return BN_ERR_NOMEM;
     /* 330 M values for 2B-4T: worth the cores */
     requant_task T = {&m->output, type, dst, row_bytes, {BN_OK}};
-    bn_threadpool *pool = NULL;
-    int nt = bn_cpu_count_physical();
-    if (nt > 1 && bn_threadpool_init(&pool, nt > 64 ? 64 : nt) == BN_OK) {
-        bn_threadpool_run(pool, requant_rows, &T);
-        bn_threadpool_free(pool);
-    } else {
-        requant_rows(&T, 0, 1);
-    }
+    bn_threadpool *pool = load_pool();
+    bn_threadpool_run(pool, requant_rows, &T);
+    bn_threadpool_free(pool);
     bn_status st = BN_OK;
-    for (int i = 0; i < 64 && st == BN_OK; i++) st = T.st[i];
+    for (int i = 0; i < 8 && st == BN_OK; i++) st = T.st[i];
+    /* a worker's message stays on its thread: say what failed here */
+    if (st != BN_OK) st = bn_error(st, "a row could not be converted (%s)", bn_status_string(st));
     bn_weight w;
     if (st == BN_OK) st = bn_weight_init(&w, type, dst, rows, cols);
     if (st != BN_OK) {

@@ -75,7 +75,8 @@ bn_status bn_model_requantize_head(bn_model *m, uint32_t type);
  * its copy when the copy is complete; the results are the same either way). */
 bn_status bn_model_repack(bn_model *m, bool release_file_pages, bool lazy);
 /* Repacks weights not yet repacked, about `budget` bytes of them, on pool's threads (pool may be
- * NULL).  Safe to call from several contexts of one model at once (each weight is claimed once). */
+ * NULL).  Safe to call from several contexts of one model at once (each weight is claimed once).
+ * On failure (no memory for a copy) that weight keeps the file's layout, which stays correct. */
 bn_status bn_model_repack_step(const bn_model *m, bn_threadpool *pool, size_t budget);
 
 /* Embedding lookup: dst[n_embd] = row `token` of token_embd as float. */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bitnet perplexity on the tiny KJV model's held-out text (tests/data/hf/kjv-heldout.txt) agrees
-# with the PyTorch reference (tools/train-tiny/reference.py perplexity -c 256, value in
-# tests/data/hf/reference-perplexity.txt) within 1%, from the Hugging Face folder in both forms
+# with the reference within 1%: tools/train-tiny/reference.py perplexity -c 256 (NumPy, value in
+# tests/data/hf/reference-perplexity.txt), which equals the PyTorch training model's held-out
+# perplexity, 114.80 (docs/tiny-model.md), from the Hugging Face folder in both forms
 # (bf16 master weights and packed, converted in memory: the same numbers).  That the folder and
 # its I2_S file give identical logits is tested in test_hf_model.  Skipped (77) without the model.
 # Usage: test_tiny_perplexity.sh BITNET

@@ -14,15 +14,8 @@
 #include "common/fp16.h"
 #include "quant/quant.h"
 
-static uint32_t rng_state = 12345;
-static uint32_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 17;
-    rng_state ^= rng_state << 5;
-    return rng_state;
-}
-static float rndf(void) { return (float)(rnd() & 0xffffff) / 16777216.0f * 2.0f - 1.0f; }
+#define BN_TEST_SEED 12345
+#include "../support/test_rand.h"
 
 static size_t nbytes(uint32_t type, int64_t ne0, int64_t n)
 {

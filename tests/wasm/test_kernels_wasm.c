@@ -43,31 +43,11 @@ static long g_checks;
         }                                                                                           \
     } while (0)
 
-static uint32_t rng_state = 4242;
-static uint32_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 17;
-    rng_state ^= rng_state << 5;
-    return rng_state;
-}
-static float rndf(void) { return (float)(rnd() & 0xffffff) / 16777216.0f * 2.0f - 1.0f; }
+#define BN_TEST_SEED 4242
+#include "../support/test_rand.h"
 
-static const uint32_t all_types[] = {BN_TYPE_I2_S, BN_TYPE_TQ2_0, BN_TYPE_TQ1_0, BN_TYPE_Q8_0,
-                                     BN_TYPE_Q6_K, BN_TYPE_F16,   BN_TYPE_BF16,  BN_TYPE_F32};
+static const uint32_t all_types[] = BN_TEST_KERNEL_TYPES;
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
-
-static int64_t col_multiple(uint32_t t)
-{
-    switch (t) {
-    case BN_TYPE_I2_S: return 128;
-    case BN_TYPE_TQ1_0:
-    case BN_TYPE_TQ2_0:
-    case BN_TYPE_Q6_K: return 256;
-    case BN_TYPE_Q8_0: return 32;
-    default: return 1;
-    }
-}
 
 static size_t type_nbytes(uint32_t type, int64_t rows, int64_t K)
 {
