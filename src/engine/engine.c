@@ -197,24 +197,93 @@ static void attn_worker(void *arg, int ith, int nth)
     }
 }
 
-static void store_kv(bn_ctx *c, bn_ctx *const *seq, const int *pos, int layer, int n)
+/* ---- per-token steps ---------------------------------------------------------------------- */
+
+/* The steps between the products work on each token's row alone, so a batch spreads its tokens
+ * over the threads (each token's arithmetic is the same as in a serial loop, so results do not
+ * depend on the thread count).  A single token runs on the caller. */
+typedef enum {
+    TOK_ADD_NORM, /* x[t] += y[t] (when add), out[t - first] = rmsnorm(x[t], w) */
+    TOK_ROPE_KV,  /* rotate q[t] and k[t], store k[t] and v[t] in the token's KV cache */
+    TOK_NORM,     /* att[t] = rmsnorm(att[t], w) (attention sub-norm) */
+    TOK_FFN_ACT   /* gate[t] = act(gate[t]) * up[t], then the FFN sub-norm */
+} tok_kind;
+
+typedef struct {
+    bn_ctx *c;
+    bn_ctx *const *seq; /* TOK_ROPE_KV: [n] */
+    const int *pos;     /* TOK_ROPE_KV: [n] */
+    tok_kind kind;
+    int layer, first, n; /* tokens first .. n-1 */
+    const float *w;      /* the norm's weights */
+    bool add;
+    const float *y;      /* TOK_ADD_NORM: added to x when add */
+    float *out;          /* TOK_ADD_NORM */
+} tok_task;
+
+static void store_kv_token(bn_ctx *c, bn_ctx *sc, int pos, int layer, int t)
 {
     const size_t kvd = kv_dim(c->m);
-    for (int t = 0; t < n; t++) {
-        bn_ctx *sc = seq[t];
-        size_t off = ((size_t)layer * (size_t)sc->n_ctx + (size_t)pos[t]) * kvd;
-        const float *k = c->k + (size_t)t * kvd, *v = c->v + (size_t)t * kvd;
-        if (c->kv_f32) {
-            memcpy((float *)sc->k_cache + off, k, kvd * sizeof(float));
-            memcpy((float *)sc->v_cache + off, v, kvd * sizeof(float));
-        } else {
-            uint16_t *kc = (uint16_t *)sc->k_cache + off, *vc = (uint16_t *)sc->v_cache + off;
-            for (size_t i = 0; i < kvd; i++) {
-                kc[i] = bn_fp32_to_fp16(k[i]);
-                vc[i] = bn_fp32_to_fp16(v[i]);
-            }
+    const size_t off = ((size_t)layer * (size_t)sc->n_ctx + (size_t)pos) * kvd;
+    const float *k = c->k + (size_t)t * kvd, *v = c->v + (size_t)t * kvd;
+    if (c->kv_f32) {
+        memcpy((float *)sc->k_cache + off, k, kvd * sizeof(float));
+        memcpy((float *)sc->v_cache + off, v, kvd * sizeof(float));
+    } else {
+        uint16_t *kc = (uint16_t *)sc->k_cache + off, *vc = (uint16_t *)sc->v_cache + off;
+        for (size_t i = 0; i < kvd; i++) {
+            kc[i] = bn_fp32_to_fp16(k[i]);
+            vc[i] = bn_fp32_to_fp16(v[i]);
         }
     }
+}
+
+static void tok_worker(void *arg, int ith, int nth)
+{
+    const tok_task *T = arg;
+    bn_ctx *c = T->c;
+    const bn_hparams *hp = &c->m->hp;
+    const size_t d = (size_t)hp->n_embd, ff = (size_t)hp->n_ff, kvd = kv_dim(c->m);
+    const int hd = hp->head_dim, nrot = hp->n_rot;
+    long lo, hi;
+    bn_split_range((long)(T->n - T->first), ith, nth, 1, &lo, &hi);
+    for (int t = T->first + (int)lo; t < T->first + (int)hi; t++) {
+        switch (T->kind) {
+        case TOK_ADD_NORM: {
+            float *x = c->x + (size_t)t * d;
+            if (T->add) {
+                const float *y = T->y + (size_t)t * d;
+                for (size_t i = 0; i < d; i++) x[i] += y[i];
+            }
+            bn_rmsnorm(T->out + (size_t)(t - T->first) * d, x, T->w, (int64_t)d, hp->norm_eps);
+            break;
+        }
+        case TOK_ROPE_KV: {
+            const float *cs = c->rope_cos + (size_t)t * (nrot / 2), *sn = c->rope_sin + (size_t)t * (nrot / 2);
+            for (int h = 0; h < hp->n_head; h++) bn_rope_apply(c->q + (size_t)t * d + (size_t)h * hd, nrot, cs, sn, hp->rope_neox);
+            for (int h = 0; h < hp->n_head_kv; h++)
+                bn_rope_apply(c->k + (size_t)t * kvd + (size_t)h * hd, nrot, cs, sn, hp->rope_neox);
+            store_kv_token(c, T->seq[t], T->pos[t], T->layer, t);
+            break;
+        }
+        case TOK_NORM: bn_rmsnorm(c->att + (size_t)t * d, c->att + (size_t)t * d, T->w, (int64_t)d, hp->norm_eps); break;
+        case TOK_FFN_ACT: {
+            float *g = c->gate + (size_t)t * ff;
+            const float *u = c->up + (size_t)t * ff;
+            if (hp->ffn_act == BN_FFN_RELU2) bn_relu2_mul(g, u, (int64_t)ff);
+            else bn_silu_mul(g, u, (int64_t)ff);
+            if (hp->sub_norms) bn_rmsnorm(g, g, T->w, (int64_t)ff, hp->norm_eps);
+            break;
+        }
+        }
+    }
+}
+
+static void tok_run(bn_ctx *c, const tok_task *T)
+{
+    const int n = T->n - T->first, nth = bn_threadpool_size(c->pool);
+    if (n < 2 || nth == 1) tok_worker((void *)T, 0, 1);
+    else bn_threadpool_run_chunks(c->pool, tok_worker, (void *)T, n < 4 * nth ? n : 4 * nth);
 }
 
 /* ---- one forward pass of n <= n_batch tokens ---------------------------------------------- */
@@ -227,8 +296,7 @@ static bn_status forward(bn_ctx *c, bn_ctx *const *seq, const int *pos, const in
 {
     const bn_model *m = c->m;
     const bn_hparams *hp = &m->hp;
-    const int d = hp->n_embd, ff = hp->n_ff, hd = hp->head_dim, nrot = hp->n_rot;
-    const size_t kvd = kv_dim(m);
+    const int d = hp->n_embd, nrot = hp->n_rot;
     bn_status st;
 
     for (int t = 0; t < n; t++)
@@ -239,56 +307,38 @@ static bn_status forward(bn_ctx *c, bn_ctx *const *seq, const int *pos, const in
 
     for (int l = 0; l < hp->n_layer; l++) {
         bn_layer *L = &m->layers[l];
-        /* attention block */
-        for (int t = 0; t < n; t++)
-            bn_rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, L->attn_norm, d, hp->norm_eps);
+        /* attention block (the previous layer's FFN output, in xb, joins the residual first) */
+        tok_run(c, &(tok_task){.c = c, .kind = TOK_ADD_NORM, .n = n, .w = L->attn_norm, .add = l > 0, .y = c->xb, .out = c->xb});
         {
             bn_weight *w[3] = {&L->wq, &L->wk, &L->wv};
             float *y[3] = {c->q, c->k, c->v};
             float s[3] = {L->sq, L->sk, L->sv};
             if ((st = matmul_shared(c, c->xb, n, w, y, s, 3)) != BN_OK) return st;
         }
-        for (int t = 0; t < n; t++) {
-            const float *cs = c->rope_cos + (size_t)t * (nrot / 2), *sn = c->rope_sin + (size_t)t * (nrot / 2);
-            for (int h = 0; h < hp->n_head; h++)
-                bn_rope_apply(c->q + (size_t)t * d + (size_t)h * hd, nrot, cs, sn, hp->rope_neox);
-            for (int h = 0; h < hp->n_head_kv; h++)
-                bn_rope_apply(c->k + (size_t)t * kvd + (size_t)h * hd, nrot, cs, sn, hp->rope_neox);
-        }
-        store_kv(c, seq, pos, l, n);
+        tok_run(c, &(tok_task){.c = c, .seq = seq, .pos = pos, .kind = TOK_ROPE_KV, .layer = l, .n = n});
         attn_task at = {c, seq, pos, l, n, decode};
         /* one chunk per thread (each has its own scores buffer), taken by whichever thread is free */
         bn_threadpool_run_chunks(c->pool, attn_worker, &at, bn_threadpool_size(c->pool));
-        if (hp->sub_norms)
-            for (int t = 0; t < n; t++)
-                bn_rmsnorm(c->att + (size_t)t * d, c->att + (size_t)t * d, L->attn_sub_norm, d, hp->norm_eps);
+        if (hp->sub_norms) tok_run(c, &(tok_task){.c = c, .kind = TOK_NORM, .n = n, .w = L->attn_sub_norm});
         if ((st = matmul1(c, c->att, n, &L->wo, c->xb, L->so)) != BN_OK) return st;
-        for (size_t i = 0; i < (size_t)n * d; i++) c->x[i] += c->xb[i];
 
         /* feed-forward block */
-        for (int t = 0; t < n; t++)
-            bn_rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, L->ffn_norm, d, hp->norm_eps);
+        tok_run(c, &(tok_task){.c = c, .kind = TOK_ADD_NORM, .n = n, .w = L->ffn_norm, .add = true, .y = c->xb, .out = c->xb});
         {
             bn_weight *w[2] = {&L->w_gate, &L->w_up};
             float *y[2] = {c->gate, c->up};
             float s[2] = {L->s_gate, L->s_up};
             if ((st = matmul_shared(c, c->xb, n, w, y, s, 2)) != BN_OK) return st;
         }
-        for (int t = 0; t < n; t++) {
-            float *g = c->gate + (size_t)t * ff;
-            const float *u = c->up + (size_t)t * ff;
-            if (hp->ffn_act == BN_FFN_RELU2) bn_relu2_mul(g, u, ff);
-            else bn_silu_mul(g, u, ff);
-            if (hp->sub_norms) bn_rmsnorm(g, g, L->ffn_sub_norm, ff, hp->norm_eps);
-        }
+        tok_run(c, &(tok_task){.c = c, .kind = TOK_FFN_ACT, .n = n, .w = L->ffn_sub_norm});
         if ((st = matmul1(c, c->gate, n, &L->w_down, c->xb, L->s_down)) != BN_OK) return st;
-        for (size_t i = 0; i < (size_t)n * d; i++) c->x[i] += c->xb[i];
     }
 
-    /* output head on the rows whose logits are wanted */
+    /* output head on the rows whose logits are wanted: the last FFN output joins the residual of
+     * those rows, normed into att (rows 0 .. rows-1) */
     const int first = all_logits ? 0 : n - 1, rows = n - first;
-    for (int t = first; t < n; t++)
-        bn_rmsnorm(c->xb + (size_t)(t - first) * d, c->x + (size_t)t * d, m->output_norm, d, hp->norm_eps);
+    tok_run(c, &(tok_task){.c = c, .kind = TOK_ADD_NORM, .first = first, .n = n, .w = m->output_norm, .add = hp->n_layer > 0,
+                           .y = c->xb, .out = c->att});
     size_t need = (size_t)rows * (size_t)hp->n_vocab;
     if (need > c->logits_cap) {
         float *nl = bn_realloc(c->logits, need * sizeof(float));
@@ -300,7 +350,7 @@ static bn_status forward(bn_ctx *c, bn_ctx *const *seq, const int *pos, const in
      * keeps a batch's in f32; we round in both cases (max |logit difference| ~3e-4 on the
      * reference models' batch positions). */
     bn_act_format f = bn_weight_act_format(&m->output);
-    if ((st = bn_act_quantize(&c->act, f, c->xb, rows, d, c->pool)) != BN_OK) return st;
+    if ((st = bn_act_quantize(&c->act, f, c->att, rows, d, c->pool)) != BN_OK) return st;
     if ((st = bn_matmul(&m->output, &c->act, c->logits, c->pool)) != BN_OK) return st;
     c->n_logit_rows = rows;
     c->logit_first = first;
