@@ -24,7 +24,7 @@ struct bn_ctx {
     float *k, *v; /* [n_batch][kv_dim] */
     float *att;   /* [n_batch][n_embd]  attention output */
     float *gate, *up; /* [n_batch][n_ff] */
-    float *scores;    /* [n_threads][n_ctx] */
+    float *scores;    /* [ATTN_CHUNKS_PER_THREAD * n_threads][n_ctx]: one per attention chunk */
     float *rope_cos, *rope_sin; /* [n_batch][n_rot/2] */
     bn_act act;
 
@@ -33,6 +33,10 @@ struct bn_ctx {
     size_t logits_cap;
     int last_n;
 };
+
+/* Attention work is cut into this many chunks per thread, so a thread that finishes early takes
+ * another instead of waiting. */
+#define ATTN_CHUNKS_PER_THREAD 4
 
 static size_t kv_dim(const bn_model *m) { return (size_t)m->hp.head_dim * (size_t)m->hp.n_head_kv; }
 
@@ -77,7 +81,7 @@ bn_status bn_ctx_init(const bn_model *m, const bn_ctx_params *p, bn_ctx **out)
     c->v = bn_malloc(nb * kvd * sizeof(float));
     c->gate = bn_malloc(nb * ff * sizeof(float));
     c->up = bn_malloc(nb * ff * sizeof(float));
-    c->scores = bn_malloc((size_t)n_threads * (size_t)n_ctx * sizeof(float));
+    c->scores = bn_malloc((size_t)ATTN_CHUNKS_PER_THREAD * (size_t)n_threads * (size_t)n_ctx * sizeof(float));
     c->rope_cos = bn_malloc(nb * (size_t)(hp->n_rot / 2 + 1) * sizeof(float));
     c->rope_sin = bn_malloc(nb * (size_t)(hp->n_rot / 2 + 1) * sizeof(float));
     if (!c->k_cache || !c->v_cache || !c->x || !c->xb || !c->q || !c->att || !c->k || !c->v || !c->gate || !c->up ||
@@ -171,9 +175,9 @@ static void attn_worker(void *arg, int ith, int nth)
     const float scale = 1.0f / sqrtf((float)hd);
     float *scores = c->scores + (size_t)ith * (size_t)c->n_ctx;
     float qh[1024];
-    long lo, hi;
-    bn_split_range((long)t->n * H, ith, nth, 1, &lo, &hi);
-    for (long item = lo; item < hi; item++) {
+    /* items are dealt out in turn (chunk ith takes ith, ith + nth, ...): a token attends to all
+     * positions before it, so contiguous ranges would give the last chunk the most work */
+    for (long item = ith; item < (long)t->n * H; item += nth) {
         const int tok = (int)(item / H), h = (int)(item % H), kvh = h / group;
         const bn_ctx *sc = t->seq[tok];
         const int p = t->pos[tok]; /* attends to positions 0..p of its own sequence */
@@ -317,8 +321,11 @@ static bn_status forward(bn_ctx *c, bn_ctx *const *seq, const int *pos, const in
         }
         tok_run(c, &(tok_task){.c = c, .seq = seq, .pos = pos, .kind = TOK_ROPE_KV, .layer = l, .n = n});
         attn_task at = {c, seq, pos, l, n, decode};
-        /* one chunk per thread (each has its own scores buffer), taken by whichever thread is free */
-        bn_threadpool_run_chunks(c->pool, attn_worker, &at, bn_threadpool_size(c->pool));
+        /* chunks (each with its own scores buffer) taken by whichever thread is free */
+        {
+            const long items = (long)n * hp->n_head, most = (long)ATTN_CHUNKS_PER_THREAD * bn_threadpool_size(c->pool);
+            bn_threadpool_run_chunks(c->pool, attn_worker, &at, (int)(items < most ? items : most));
+        }
         if (hp->sub_norms) tok_run(c, &(tok_task){.c = c, .kind = TOK_NORM, .n = n, .w = L->attn_sub_norm});
         if ((st = matmul1(c, c->att, n, &L->wo, c->xb, L->so)) != BN_OK) return st;
 

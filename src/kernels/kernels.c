@@ -377,8 +377,10 @@ bn_status bn_matmul_multi(const bn_weight *const *w, int n, const bn_act *a, flo
     if (!pool || bn_threadpool_size(pool) == 1 || work < 65536.0) mm_rows(&T, 0, 1);
     else {
         /* rows in chunks taken by whichever thread is free: on a busy machine a worker that is not
-         * scheduled does not hold the product up (4 per thread keeps each a long memory stream) */
-        long chunks = 4L * bn_threadpool_size(pool), max_chunks = (long)((T.first[n] + align - 1) / align);
+         * scheduled does not hold the product up.  A single token gets 4 per thread, which keeps
+         * each a long memory stream; a batch is bound by compute and gets 16, so the thread that
+         * finishes last waits less for the other (half a chunk on average). */
+        long chunks = (a->n_tok > 1 ? 16L : 4L) * bn_threadpool_size(pool), max_chunks = (long)((T.first[n] + align - 1) / align);
         bn_threadpool_run_chunks(pool, mm_rows, &T, (int)(chunks < max_chunks ? chunks : max_chunks));
     }
     return BN_OK;
