@@ -234,60 +234,62 @@ static void store_kv_token(bn_ctx *c, bn_ctx *sc, int pos, int layer, int t)
         memcpy((float *)sc->k_cache + off, k, kvd * sizeof(float));
         memcpy((float *)sc->v_cache + off, v, kvd * sizeof(float));
     } else {
-        uint16_t *kc = (uint16_t *)sc->k_cache + off, *vc = (uint16_t *)sc->v_cache + off;
-        for (size_t i = 0; i < kvd; i++) {
-            kc[i] = bn_fp32_to_fp16(k[i]);
-            vc[i] = bn_fp32_to_fp16(v[i]);
+        bn_to_f16((uint16_t *)sc->k_cache + off, k, (int64_t)kvd);
+        bn_to_f16((uint16_t *)sc->v_cache + off, v, (int64_t)kvd);
+    }
+}
+
+/* Tokens [t0, t1) of a step; norms go several rows at a time (bn_rmsnorm_rows). */
+static void tok_rows(const tok_task *T, int t0, int t1)
+{
+    bn_ctx *c = T->c;
+    const bn_hparams *hp = &c->m->hp;
+    const size_t d = (size_t)hp->n_embd, ff = (size_t)hp->n_ff, kvd = kv_dim(c->m);
+    const int hd = hp->head_dim, nrot = hp->n_rot, nt = t1 - t0;
+    switch (T->kind) {
+    case TOK_ADD_NORM:
+        if (T->add)
+            for (size_t i = (size_t)t0 * d; i < (size_t)t1 * d; i++) c->x[i] += T->y[i];
+        bn_rmsnorm_rows(T->out + (size_t)(t0 - T->first) * d, c->x + (size_t)t0 * d, T->w, (int64_t)d, nt, hp->norm_eps);
+        break;
+    case TOK_ROPE_KV:
+        for (int t = t0; t < t1; t++) {
+            const float *cs = c->rope_cos + (size_t)t * (nrot / 2), *sn = c->rope_sin + (size_t)t * (nrot / 2);
+            for (int h = 0; h < hp->n_head; h++) bn_rope_apply(c->q + (size_t)t * d + (size_t)h * hd, nrot, cs, sn, hp->rope_neox);
+            for (int h = 0; h < hp->n_head_kv; h++)
+                bn_rope_apply(c->k + (size_t)t * kvd + (size_t)h * hd, nrot, cs, sn, hp->rope_neox);
+            store_kv_token(c, T->seq[t], T->pos[t], T->layer, t);
         }
+        break;
+    case TOK_NORM:
+        bn_rmsnorm_rows(c->att + (size_t)t0 * d, c->att + (size_t)t0 * d, T->w, (int64_t)d, nt, hp->norm_eps);
+        break;
+    case TOK_FFN_ACT:
+        for (int t = t0; t < t1; t++) {
+            float *g = c->gate + (size_t)t * ff;
+            const float *u = c->up + (size_t)t * ff;
+            if (hp->ffn_act == BN_FFN_RELU2) bn_relu2_mul(g, u, (int64_t)ff);
+            else bn_silu_mul(g, u, (int64_t)ff);
+        }
+        if (hp->sub_norms)
+            bn_rmsnorm_rows(c->gate + (size_t)t0 * ff, c->gate + (size_t)t0 * ff, T->w, (int64_t)ff, nt, hp->norm_eps);
+        break;
     }
 }
 
 static void tok_worker(void *arg, int ith, int nth)
 {
     const tok_task *T = arg;
-    bn_ctx *c = T->c;
-    const bn_hparams *hp = &c->m->hp;
-    const size_t d = (size_t)hp->n_embd, ff = (size_t)hp->n_ff, kvd = kv_dim(c->m);
-    const int hd = hp->head_dim, nrot = hp->n_rot;
     long lo, hi;
-    bn_split_range((long)(T->n - T->first), ith, nth, 1, &lo, &hi);
-    for (int t = T->first + (int)lo; t < T->first + (int)hi; t++) {
-        switch (T->kind) {
-        case TOK_ADD_NORM: {
-            float *x = c->x + (size_t)t * d;
-            if (T->add) {
-                const float *y = T->y + (size_t)t * d;
-                for (size_t i = 0; i < d; i++) x[i] += y[i];
-            }
-            bn_rmsnorm(T->out + (size_t)(t - T->first) * d, x, T->w, (int64_t)d, hp->norm_eps);
-            break;
-        }
-        case TOK_ROPE_KV: {
-            const float *cs = c->rope_cos + (size_t)t * (nrot / 2), *sn = c->rope_sin + (size_t)t * (nrot / 2);
-            for (int h = 0; h < hp->n_head; h++) bn_rope_apply(c->q + (size_t)t * d + (size_t)h * hd, nrot, cs, sn, hp->rope_neox);
-            for (int h = 0; h < hp->n_head_kv; h++)
-                bn_rope_apply(c->k + (size_t)t * kvd + (size_t)h * hd, nrot, cs, sn, hp->rope_neox);
-            store_kv_token(c, T->seq[t], T->pos[t], T->layer, t);
-            break;
-        }
-        case TOK_NORM: bn_rmsnorm(c->att + (size_t)t * d, c->att + (size_t)t * d, T->w, (int64_t)d, hp->norm_eps); break;
-        case TOK_FFN_ACT: {
-            float *g = c->gate + (size_t)t * ff;
-            const float *u = c->up + (size_t)t * ff;
-            if (hp->ffn_act == BN_FFN_RELU2) bn_relu2_mul(g, u, (int64_t)ff);
-            else bn_silu_mul(g, u, (int64_t)ff);
-            if (hp->sub_norms) bn_rmsnorm(g, g, T->w, (int64_t)ff, hp->norm_eps);
-            break;
-        }
-        }
-    }
+    bn_split_range((long)(T->n - T->first), ith, nth, 4, &lo, &hi); /* whole groups of four rows */
+    if (lo < hi) tok_rows(T, T->first + (int)lo, T->first + (int)hi);
 }
 
 static void tok_run(bn_ctx *c, const tok_task *T)
 {
     const int n = T->n - T->first, nth = bn_threadpool_size(c->pool);
-    if (n < 2 || nth == 1) tok_worker((void *)T, 0, 1);
-    else bn_threadpool_run_chunks(c->pool, tok_worker, (void *)T, n < 4 * nth ? n : 4 * nth);
+    if (n < 8 || nth == 1) tok_worker((void *)T, 0, 1);
+    else bn_threadpool_run_chunks(c->pool, tok_worker, (void *)T, n / 4 < 4 * nth ? n / 4 : 4 * nth);
 }
 
 /* ---- one forward pass of n <= n_batch tokens ---------------------------------------------- */

@@ -206,6 +206,7 @@ void bn_act_free(bn_act *a)
 }
 
 typedef struct act_task {
+    float (*act_i8)(const float *x, int64_t n, int8_t *q, int32_t *sum);
     bn_act_format fmt;
     const float *x;
     int64_t n_tok, cols;
@@ -237,7 +238,7 @@ static void act_quantize_rows(void *arg, int ith, int nth)
             int8_t *q = (int8_t *)T->buf + t * K;
             float *d = (float *)(void *)(T->buf + T->L.off_d);
             int32_t *s = (int32_t *)(void *)(T->buf + T->L.off_sum);
-            d[t] = bn_quantize_act_i8(x, K, q, &s[t]);
+            d[t] = T->act_i8(x, K, q, &s[t]);
             if (T->L.off_qp) bn_act_i8_reorder(q, (int8_t *)T->buf + T->L.off_qp + t * K, K);
             break;
         }
@@ -302,7 +303,9 @@ bn_status bn_act_quantize(bn_act *a, bn_act_format fmt, const float *x, int64_t 
     a->cols = cols;
     a->x = fmt == BN_ACT_F32 ? x : NULL;
     if (fmt == BN_ACT_F32) return BN_OK;
-    act_task T = {fmt, x, n_tok, cols, a->buf, L};
+    const bn_kernel_table *tab = bn_kernel_table_get(bn_kernels_active());
+    while (tab && !tab->act_i8) tab = tab->fallback;
+    act_task T = {tab ? tab->act_i8 : bn_quantize_act_i8, fmt, x, n_tok, cols, a->buf, L};
     /* a few short rows (a decode step of a few sequences) are not worth waking the workers for */
     if (n_tok == 1 || !pool || (double)n_tok * (double)cols < 65536.0) act_quantize_rows(&T, 0, 1);
     else bn_threadpool_run_chunks(pool, act_quantize_rows, &T, bn_threadpool_size(pool));

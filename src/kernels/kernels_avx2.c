@@ -649,6 +649,60 @@ static void mm_f32_avx2(const bn_weight *w, const bn_act_view *a, float *y, int6
     mm_float_avx2(w, a, y, r0, r1, FL_F32);
 }
 
+/* ---- activations ----
+ * bn_quantize_act_i8 eight values at a time, with the same operations in the same order for each
+ * value (the largest |x|, which is exact in any order and skips NaNs: VMAXPS returns its second
+ * operand when the first is NaN; then x * s rounded half to even through the float adder and
+ * clamped), so the bits are the reference's. */
+static float act_i8_avx2(const float *x, int64_t n, int8_t *q, int32_t *sum)
+{
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 mv = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), absmask), mv);
+    float lanes[8], m = 0.0f;
+    _mm256_storeu_ps(lanes, mv);
+    for (int j = 0; j < 8; j++) m = lanes[j] > m ? lanes[j] : m;
+    for (; i < n; i++) {
+        float a = x[i] < 0 ? -x[i] : x[i];
+        m = a > m ? a : m;
+    }
+    const double max = (double)m > 0.00001 ? (double)m : 0.00001;
+    const float s = (float)(127.0 / max);
+    const __m256 sv = _mm256_set1_ps(s), magic = _mm256_set1_ps(12582912.f);
+    const __m256i mant = _mm256_set1_epi32(0x007fffff), bias = _mm256_set1_epi32(0x00400000);
+    const __m256i hi = _mm256_set1_epi32(127), lo = _mm256_set1_epi32(-128);
+    __m256i acc = _mm256_setzero_si256();
+    i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i v[4];
+        for (int j = 0; j < 4; j++) {
+            __m256 f = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), sv), magic);
+            __m256i iv = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(f), mant), bias);
+            v[j] = _mm256_max_epi32(_mm256_min_epi32(iv, hi), lo);
+            acc = _mm256_add_epi32(acc, v[j]);
+        }
+        /* the values are already in range, so the saturating packs are plain narrowing; the packs
+         * work per 128-bit lane, and the permute puts the four groups back in order */
+        __m256i w01 = _mm256_packs_epi32(v[0], v[1]), w23 = _mm256_packs_epi32(v[2], v[3]);
+        __m256i b = _mm256_packs_epi16(w01, w23);
+        b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(q + i), b);
+    }
+    int32_t total = hsum_i32(acc);
+    for (; i < n; i++) {
+        float f = x[i] * s + 12582912.f;
+        int32_t bits;
+        memcpy(&bits, &f, 4);
+        int v = (bits & 0x007fffff) - 0x00400000;
+        v = v > 127 ? 127 : v < -128 ? -128 : v;
+        q[i] = (int8_t)v;
+        total += v;
+    }
+    *sum = total;
+    return s;
+}
+
 const bn_kernel_table bn_kernels_avx2 = {
     .mm =
         {
@@ -662,5 +716,6 @@ const bn_kernel_table bn_kernels_avx2 = {
             [BN_TYPE_F32] = mm_f32_avx2,
         },
     .row_align = 4,
+    .act_i8 = act_i8_avx2,
     .i2s_x4 = 1,
 };

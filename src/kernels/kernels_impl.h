@@ -40,6 +40,9 @@ typedef struct bn_kernel_table {
     /* Whether mm[BN_TYPE_I2_S] reads the row-interleaved layout bn_weight_repack makes (it must
      * still accept weights without one). */
     int i2s_x4;
+    /* Optional: bn_quantize_act_i8 (same bits), for the I8_ROW activations.  NULL: the next
+     * table's, finally bn_quantize_act_i8 itself. */
+    float (*act_i8)(const float *x, int64_t n, int8_t *q, int32_t *sum);
     /* Where a type has no kernel here, the next table to try (NULL: the reference). */
     const struct bn_kernel_table *fallback;
 } bn_kernel_table;

@@ -11,16 +11,41 @@
 #define BN_OPS_X86 1
 #endif
 
-void bn_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps)
+static void rmsnorm_apply(float *y, const float *x, const float *w, int64_t n, double sum, float eps)
 {
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
     const float mean = (float)(sum / (double)n);
     const float scale = 1.0f / sqrtf(mean + eps);
     for (int64_t i = 0; i < n; i++) {
         float v = x[i] * scale; /* the reference normalises, then multiplies by the weight */
         y[i] = w ? v * w[i] : v;
     }
+}
+
+void bn_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps)
+{
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    rmsnorm_apply(y, x, w, n, sum, eps);
+}
+
+void bn_rmsnorm_rows(float *y, const float *x, const float *w, int64_t n, int64_t rows, float eps)
+{
+    int64_t r = 0;
+    /* four rows at a time: four chains of additions in flight instead of one, each in the
+     * serial order, so the sums are bn_rmsnorm's */
+    for (; r + 4 <= rows; r += 4) {
+        const float *x0 = x + r * n, *x1 = x0 + n, *x2 = x1 + n, *x3 = x2 + n;
+        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            s0 += (double)(x0[i] * x0[i]);
+            s1 += (double)(x1[i] * x1[i]);
+            s2 += (double)(x2[i] * x2[i]);
+            s3 += (double)(x3[i] * x3[i]);
+        }
+        const double sums[4] = {s0, s1, s2, s3};
+        for (int j = 0; j < 4; j++) rmsnorm_apply(y + (r + j) * n, x + (r + j) * n, w, n, sums[j], eps);
+    }
+    for (; r < rows; r++) bn_rmsnorm(y + r * n, x + r * n, w, n, eps);
 }
 
 void bn_rope_cache(float *cos_out, float *sin_out, int n_rot, int pos, float base)
@@ -247,7 +272,44 @@ void bn_axpy_f32(float *y, float a, const float *v, int64_t n)
     for (int64_t i = 0; i < n; i++) y[i] += a * v[i];
 }
 
+#ifdef BN_OPS_X86
+/* The hardware conversion rounds to nearest even like bn_fp32_to_fp16, so the bits agree (NaNs
+ * stay NaN, though their payload may differ). */
+__attribute__((target("avx2,f16c"))) static void round_f16_f16c(float *x, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; i++) x[i] = bn_fp16_to_fp32(bn_fp32_to_fp16(x[i]));
+}
+
+__attribute__((target("avx2,f16c"))) static void to_f16_f16c(uint16_t *h, const float *x, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) h[i] = bn_fp32_to_fp16(x[i]);
+}
+#endif
+
 void bn_round_f16(float *x, int64_t n)
 {
+#ifdef BN_OPS_X86
+    if (have_avx2_f16c()) {
+        round_f16_f16c(x, n);
+        return;
+    }
+#endif
     for (int64_t i = 0; i < n; i++) x[i] = bn_fp16_to_fp32(bn_fp32_to_fp16(x[i]));
+}
+
+void bn_to_f16(uint16_t *h, const float *x, int64_t n)
+{
+#ifdef BN_OPS_X86
+    if (have_avx2_f16c()) {
+        to_f16_f16c(h, x, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) h[i] = bn_fp32_to_fp16(x[i]);
 }

@@ -10,6 +10,9 @@
 /* y = (x * 1/sqrt(mean(x^2) + eps)) * w, over n elements.  Squares are summed in double as the
  * reference does; y may alias x. */
 void bn_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps);
+/* bn_rmsnorm of `rows` contiguous rows of n values (y row r from x row r), the same bits, faster:
+ * several rows' sums are in flight at once. */
+void bn_rmsnorm_rows(float *y, const float *x, const float *w, int64_t n, int64_t rows, float eps);
 
 /* Rotary position embedding of one head vector (head_dim values, the first n_rot rotated).
  * neox: rotate halves (pairs i, i + n_rot/2), as BitNet and HF rotate_half; otherwise rotate
@@ -42,5 +45,8 @@ void bn_axpy_f32(float *y, float a, const float *v, int64_t n);
 
 /* Rounds every value to the nearest fp16 (x stays float). */
 void bn_round_f16(float *x, int64_t n);
+/* h[i] = bn_fp32_to_fp16(x[i]) (the same bits, with hardware conversion where there is one; a
+ * NaN stays a NaN, not always with the same payload). */
+void bn_to_f16(uint16_t *h, const float *x, int64_t n);
 
 #endif

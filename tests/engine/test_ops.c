@@ -92,6 +92,72 @@ static void test_rmsnorm(void **state)
     assert_true(fabs(x[4] - 5 / rms) < 1e-6);
 }
 
+/* Several rows at once give each row's bn_rmsnorm bits, for any row count (groups of four and a
+ * remainder), in place or not, with values spanning many magnitudes (where the order of the
+ * additions would show). */
+static void test_rmsnorm_rows(void **state)
+{
+    (void)state;
+    srand(11);
+    const int n = 777;
+    for (int rows = 1; rows <= 9; rows++) {
+        float *x = malloc(sizeof(float) * (size_t)(rows * n)), *y = malloc(sizeof(float) * (size_t)(rows * n));
+        float *want = malloc(sizeof(float) * (size_t)(rows * n)), w[777];
+        for (int i = 0; i < rows * n; i++) x[i] = frand() * powf(10.0f, (float)(rand() % 13 - 6));
+        for (int i = 0; i < n; i++) w[i] = frand();
+        for (int r = 0; r < rows; r++) bn_rmsnorm(want + r * n, x + r * n, w, n, 1e-6f);
+        bn_rmsnorm_rows(y, x, w, n, rows, 1e-6f);
+        assert_memory_equal(want, y, sizeof(float) * (size_t)(rows * n));
+        bn_rmsnorm_rows(x, x, w, n, rows, 1e-6f); /* in place */
+        assert_memory_equal(want, x, sizeof(float) * (size_t)(rows * n));
+        free(x), free(y), free(want);
+    }
+}
+
+/* The hardware fp16 conversions give the portable conversion's bits: ties, values that round
+ * to a subnormal or to zero, overflow to infinity, infinities; NaN stays NaN. */
+static void test_f16_conversions_simd_equal_ref(void **state)
+{
+    (void)state;
+    srand(13);
+    enum { N = 4099 };
+    float *x = malloc(sizeof(float) * N), *r1 = malloc(sizeof(float) * N), *r2 = malloc(sizeof(float) * N);
+    uint16_t *h1 = malloc(2 * N), *h2 = malloc(2 * N);
+    for (int i = 0; i < N; i++) {
+        uint32_t bits = (uint32_t)rand() ^ ((uint32_t)rand() << 16);
+        switch (i % 6) {
+        case 0: x[i] = frand() * powf(2.0f, (float)(rand() % 60 - 30)); break;
+        case 1: x[i] = bn_fp16_to_fp32((uint16_t)rand()) + bn_fp16_to_fp32(1) * 0.5f; break; /* near ties */
+        case 2: x[i] = frand() * 1e-7f; break; /* subnormal halves */
+        case 3: x[i] = frand() * 70000.0f; break; /* overflow */
+        case 4: memcpy(&x[i], &bits, 4); break; /* any bits, NaNs included */
+        default: x[i] = (float)(rand() % 2049) + 0.5f; break; /* exact ties at 11 bits */
+        }
+    }
+    x[0] = INFINITY, x[1] = -INFINITY, x[2] = -0.0f, x[3] = 65519.0f, x[4] = 65520.0f;
+    for (int impl = 0; impl < 2; impl++) {
+        if (impl == 0) assert_int_equal(bn_kernels_force(BN_KERNEL_REF), BN_OK);
+        else
+            for (int kk = BN_KERNEL_AVX512; kk >= BN_KERNEL_AVX2; kk--)
+                if (bn_kernels_force((bn_kernel_impl)kk) == BN_OK) break;
+        memcpy(impl ? r2 : r1, x, sizeof(float) * N);
+        bn_round_f16(impl ? r2 : r1, N);
+        bn_to_f16(impl ? h2 : h1, x, N);
+    }
+    for (int i = 0; i < N; i++) {
+        if (isnan(x[i])) {
+            assert_true(isnan(r1[i]) && isnan(r2[i]));
+            assert_true((h1[i] & 0x7c00) == 0x7c00 && (h1[i] & 0x3ff) && (h2[i] & 0x7c00) == 0x7c00 && (h2[i] & 0x3ff));
+            continue;
+        }
+        assert_int_equal(h1[i], h2[i]);
+        assert_memory_equal(&r1[i], &r2[i], 4);
+        assert_int_equal(h1[i], bn_fp32_to_fp16(x[i]));
+    }
+    bn_kernels_force(BN_KERNEL_REF);
+    free(x), free(r1), free(r2), free(h1), free(h2);
+}
+
 static void test_rope(void **state)
 {
     (void)state;
@@ -143,6 +209,8 @@ int main(void)
         cmocka_unit_test(test_attention_dots_simd_equals_ref),
         cmocka_unit_test(test_attention_many_positions),
         cmocka_unit_test(test_rmsnorm),
+        cmocka_unit_test(test_rmsnorm_rows),
+        cmocka_unit_test(test_f16_conversions_simd_equal_ref),
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_softmax_and_activations),
     };

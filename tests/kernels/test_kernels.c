@@ -445,6 +445,58 @@ static void test_bad_arguments(void **state)
     bn_act_free(&a);
 }
 
+/* I8_ROW activations prepared by each implementation (q, the reordered qp, scale and sum) are the
+ * reference's bytes: random rows, an all-zero row (the 1e-5 floor), tiny values, exact ties of
+ * the rounding (max |x| = 127 makes the scale 1), rows holding NaN and infinities. */
+static void test_act_i8_impls_equal_reference(void **state)
+{
+    (void)state;
+    enum { T = 7, K = 640 };
+    float *x = malloc(sizeof(float) * T * K);
+    for (int i = 0; i < T * K; i++) x[i] = rndf() * 3.0f;
+    for (int k = 0; k < K; k++) {
+        x[1 * K + k] = 0.0f;
+        x[2 * K + k] = rndf() * 1e-7f;
+        x[3 * K + k] = (float)((int)(rnd() % 254) - 127) + 0.5f;
+    }
+    x[3 * K + 5] = 127.0f;
+    x[4 * K + 9] = NAN;
+    x[5 * K + 3] = INFINITY;
+    x[6 * K + 100] = -INFINITY;
+    x[6 * K + 7] = NAN;
+    for (int n_tok = 1; n_tok <= T; n_tok += T - 1) {
+        bn_act ref, got;
+        bn_act_init(&ref);
+        bn_act_init(&got);
+        assert_int_equal(bn_kernels_force(BN_KERNEL_REF), BN_OK);
+        assert_int_equal(bn_act_quantize(&ref, BN_ACT_I8_ROW, x + (T - n_tok) * K, n_tok, K, NULL), BN_OK);
+        bn_act_view rv, gv;
+        bn_act_view_get(&ref, &rv);
+        for (int k = BN_KERNEL_AVX2; k <= BN_KERNEL_WASM; k++) {
+            if (bn_kernels_force((bn_kernel_impl)k) != BN_OK) continue;
+            assert_int_equal(bn_act_quantize(&got, BN_ACT_I8_ROW, x + (T - n_tok) * K, n_tok, K, NULL), BN_OK);
+            bn_act_view_get(&got, &gv);
+            assert_memory_equal(rv.q, gv.q, (size_t)n_tok * K);
+            if (n_tok > 1) assert_memory_equal(rv.qp, gv.qp, (size_t)n_tok * K);
+            assert_memory_equal(rv.d, gv.d, sizeof(float) * (size_t)n_tok);
+            assert_memory_equal(rv.sum, gv.sum, sizeof(int32_t) * (size_t)n_tok);
+        }
+        bn_act_free(&ref);
+        bn_act_free(&got);
+    }
+    /* the tie row: q is x rounded half to even */
+    bn_act a;
+    bn_act_init(&a);
+    assert_int_equal(bn_kernels_force(BN_KERNEL_REF), BN_OK);
+    assert_int_equal(bn_act_quantize(&a, BN_ACT_I8_ROW, x + 3 * K, 1, K, NULL), BN_OK);
+    bn_act_view v;
+    bn_act_view_get(&a, &v);
+    assert_true(v.d[0] == 1.0f);
+    for (int k = 0; k < K; k++) assert_int_equal(v.q[k], (int)nearbyintf(x[3 * K + k]));
+    bn_act_free(&a);
+    free(x);
+}
+
 static void test_dispatch(void **state)
 {
     (void)state;
@@ -472,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_reference_matches_naive),
         cmocka_unit_test(test_i2s_exact_formula),
         cmocka_unit_test(test_impls_equal_reference),
+        cmocka_unit_test(test_act_i8_impls_equal_reference),
         cmocka_unit_test(test_worst_case_sums),
         cmocka_unit_test(test_threads_same_result),
         cmocka_unit_test(test_matmul_multi),
