@@ -280,16 +280,19 @@ static void tok_rows(const tok_task *T, int t0, int t1)
 static void tok_worker(void *arg, int ith, int nth)
 {
     const tok_task *T = arg;
+    const long n = T->n - T->first;
     long lo, hi;
-    bn_split_range((long)(T->n - T->first), ith, nth, 4, &lo, &hi); /* whole groups of four rows */
+    bn_split_range(n, ith, nth, n >= 4L * nth ? 4 : 1, &lo, &hi); /* whole groups of four rows where there are enough */
     if (lo < hi) tok_rows(T, T->first + (int)lo, T->first + (int)hi);
 }
 
+/* Even a few tokens (a decode step of several sequences) are worth spreading: waking the workers
+ * costs well under a microsecond, a token's norm or quantisation about as much. */
 static void tok_run(bn_ctx *c, const tok_task *T)
 {
     const int n = T->n - T->first, nth = bn_threadpool_size(c->pool);
-    if (n < 8 || nth == 1) tok_worker((void *)T, 0, 1);
-    else bn_threadpool_run_chunks(c->pool, tok_worker, (void *)T, n / 4 < 4 * nth ? n / 4 : 4 * nth);
+    if (n < 2 || nth == 1) tok_worker((void *)T, 0, 1);
+    else bn_threadpool_run_chunks(c->pool, tok_worker, (void *)T, n >= 8 * nth ? (n / 4 < 4 * nth ? n / 4 : 4 * nth) : (n < nth ? n : nth));
 }
 
 /* ---- one forward pass of n <= n_batch tokens ---------------------------------------------- */
