@@ -81,11 +81,42 @@ bool bn_kernels_repack_i2s(void)
     return tab && tab->i2s_x4;
 }
 
+bool bn_kernels_repack_tq(void)
+{
+    const bn_kernel_table *tab = bn_kernel_table_get(bn_kernels_active());
+    return tab && tab->tq_x4;
+}
+
 typedef struct repack_task {
+    uint32_t type;
     const uint8_t *src;
     uint8_t *dst;
     size_t rb, npair, groups;
 } repack_task;
+
+/* Group g of the TQ x4 layout (kernels_impl.h) from the file's rows 4g .. 4g+3. */
+static void repack_tq_group(const repack_task *T, size_t g)
+{
+    const size_t bsz = T->type == BN_TYPE_TQ1_0 ? 54 : 66, nb = T->rb / bsz;
+    for (size_t b = 0; b < nb; b++) {
+        uint8_t *d = T->dst + g * 4 * T->rb + b * 4 * bsz;
+        const uint8_t *s[4];
+        for (size_t i = 0; i < 4; i++) s[i] = T->src + (g * 4 + i) * T->rb + b * bsz;
+        for (size_t i = 0; i < 4; i++) {
+            if (bsz == 66) {
+                /* rows i and i ^ 1 share a 64-byte vector per 32-byte half of qs */
+                size_t pair = 128 * (i / 2), slot = 32 * (i % 2);
+                memcpy(d + pair + slot, s[i], 32);
+                memcpy(d + pair + 64 + slot, s[i] + 32, 32);
+            } else {
+                memcpy(d + 32 * i, s[i], 32);
+                memcpy(d + 128 + 16 * i, s[i] + 32, 16);
+                memcpy(d + 192 + 4 * i, s[i] + 48, 4);
+            }
+            memcpy(d + BN_TQ_X4_SCALES(bsz) + 2 * i, s[i] + bsz - 2, 2);
+        }
+    }
+}
 
 static void repack_groups(void *arg, int ith, int nth)
 {
@@ -94,6 +125,10 @@ static void repack_groups(void *arg, int ith, int nth)
     bn_split_range((long)T->groups, ith, nth, 1, &lo, &hi);
     const size_t rb = T->rb, npair = T->npair;
     for (size_t g = (size_t)lo; g < (size_t)hi; g++) {
+        if (T->type != BN_TYPE_I2_S) {
+            repack_tq_group(T, g);
+            continue;
+        }
         const uint8_t *s0 = T->src + g * 4 * rb;
         uint8_t *d0 = T->dst + g * 4 * rb;
         for (size_t p = 0; p < npair; p++)
@@ -103,14 +138,27 @@ static void repack_groups(void *arg, int ith, int nth)
     }
 }
 
+size_t bn_weight_repack_size(const bn_weight *w)
+{
+    if (!w || w->rows < 4) return 0;
+    switch (w->type) {
+    case BN_TYPE_I2_S: return bn_kernels_repack_i2s() ? (size_t)w->rows * (size_t)(w->cols / 4) : 0;
+    case BN_TYPE_TQ1_0:
+    case BN_TYPE_TQ2_0:
+        return bn_kernels_repack_tq() ? (size_t)w->rows * (size_t)(w->cols / 256) * (w->type == BN_TYPE_TQ1_0 ? 54 : 66) : 0;
+    default: return 0;
+    }
+}
+
 bn_status bn_weight_repack(bn_weight *w, bn_threadpool *pool, size_t *bytes)
 {
     *bytes = 0;
-    if (!w || w->type != BN_TYPE_I2_S || bn_weight_packed(w) || w->rows < 4 || !bn_kernels_repack_i2s()) return BN_OK;
-    const size_t rb = (size_t)w->cols / 4, total = (size_t)w->rows * rb; /* bn_weight_init checked the product */
+    const size_t total = bn_weight_repack_size(w); /* bn_weight_init checked the product */
+    if (!total || bn_weight_packed(w)) return BN_OK;
+    const size_t rb = total / (size_t)w->rows;
     uint8_t *dst = bn_aligned_alloc(total, 64);
     if (!dst) return BN_ERR_NOMEM;
-    repack_task T = {w->data, dst, rb, (size_t)w->cols / 256, (size_t)w->rows / 4};
+    repack_task T = {w->type, w->data, dst, rb, (size_t)w->cols / 256, (size_t)w->rows / 4};
     if (pool) bn_threadpool_run_chunks(pool, repack_groups, &T, 4 * bn_threadpool_size(pool));
     else repack_groups(&T, 0, 1);
     /* rows after the last group keep the file layout */

@@ -48,7 +48,7 @@ typedef struct bn_weight {
 bn_status bn_weight_init(bn_weight *w, uint32_t type, const void *data, int64_t rows, int64_t cols);
 void bn_weight_free(bn_weight *w);
 bn_act_format bn_weight_act_format(const bn_weight *w);
-/* Copies an I2_S weight into the row-interleaved layout (kernels_impl.h) when the active kernel
+/* Copies an I2_S, TQ1_0 or TQ2_0 weight into the row-interleaved layout (kernels_impl.h) when the active kernel
  * implementation reads it faster (AVX2 and AVX-512: one memory stream for a four-row GEMV), on
  * pool's threads (pool may be NULL); w->data stays valid and other implementations keep using it.
  * *bytes gets the bytes allocated (0 when nothing was done: another type, a kernel without such a
@@ -60,6 +60,11 @@ bn_status bn_weight_repack(bn_weight *w, bn_threadpool *pool, size_t *bytes);
 static inline const void *bn_weight_packed(const bn_weight *w) { return __atomic_load_n(&w->packed, __ATOMIC_ACQUIRE); }
 /* Whether the active implementation reads I2_S weights repacked by bn_weight_repack. */
 bool bn_kernels_repack_i2s(void);
+/* Whether the active implementation reads TQ1_0 and TQ2_0 weights repacked by bn_weight_repack
+ * (the same four-row interleaving, kernels_impl.h). */
+bool bn_kernels_repack_tq(void);
+/* The bytes bn_weight_repack would copy for w with the active implementation (0: none). */
+size_t bn_weight_repack_size(const bn_weight *w);
 
 /* Prepared activations; buffers grow as needed and are reused across calls. */
 typedef struct bn_act {

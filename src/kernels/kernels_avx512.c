@@ -450,8 +450,161 @@ BN_AI void tq_tile(const uint8_t *row0, size_t rb, int64_t nb, const bn_act_view
     for (int p = 0; p < R * T; p++) out[p] = o[p];
 }
 
+/* The TQ x4 layout (kernels_impl.h): four rows from one memory stream, each activation vector
+ * loaded once for the four rows, and a block's codes decoded once for up to TQ_TOK tokens.
+ *
+ * TQ1_0 trits without multiplies: the byte sequence q, 3q, 9q, ... (mod 256) is two byte adds per
+ * step, and the top trit of q, (3q) >> 8, is the top two bits of f(q) = avg(avg(q, 0), q -sat 2)
+ * (vpavgb rounds up): f is non-decreasing, f(85) = 63, f(86) = 64, f(170) = 127, f(171) = 128 and
+ * f(255) = 191, the reference's thresholds exactly (tests/kernels checks all 256 bytes).  So the
+ * codes enter VPDPBUSD as 64 * trit; the products are then multiples of 64 and the block sums are
+ * shifted back exactly.  A lane of a block's sum gets at most 6 groups of 4 * 128 * 128 < 2^19.
+ * TQ2_0: codes 0..3 as in tq_block_codes.  The integer block sums are exact, then the reference's
+ * float step per block, the four rows in the lanes of one vector. */
+#define TQ_TOK 16
+#define TQ_PREFETCH 384 /* bytes ahead in the group's stream */
+
+BN_AI __m512i bcast256(const int8_t *p) { return _mm512_broadcast_i64x4(loadu256(p)); }
+BN_AI __m512i bcast128(const int8_t *p) { return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)p)); }
+BN_AI __m512i mul3_512(__m512i q) { return _mm512_add_epi8(q, _mm512_add_epi8(q, q)); }
+BN_AI __m512i tq1_top64(__m512i q)
+{
+    __m512i f = _mm512_avg_epu8(_mm512_avg_epu8(q, _mm512_setzero_si512()), _mm512_subs_epu8(q, _mm512_set1_epi8(2)));
+    return _mm512_and_si512(f, _mm512_set1_epi8((char)0xc0));
+}
+
+/* The codes of one block of a group, as 16 vectors:
+ *   TQ2_0: c[4v + j] = codes j of the v-th 64 bytes (pair v / 2 of rows, half v % 2 of qs);
+ *   TQ1_0: c[5v + n] = 64 * trit n of the v-th 64 bytes (qs[0..31] of rows 0, 1; of rows 2, 3;
+ *          qs[32..47] of rows 0..3), c[15] = 64 * the qh trits, 128-bit lane i = row i and
+ *          dword j = trit j of its four qh bytes. */
+BN_AI void tq_x4_codes(const uint8_t *p, const int tq1, __m512i c[16])
+{
+    if (!tq1) {
+        const __m512i m3 = _mm512_set1_epi8(3);
+        for (int v = 0; v < 4; v++) {
+            __m512i x = loadu512(p + 64 * v);
+            for (int j = 0; j < 4; j++) c[4 * v + j] = _mm512_and_si512(j ? _mm512_srli_epi16(x, 2 * j) : x, m3);
+        }
+        return;
+    }
+    for (int v = 0; v < 3; v++) {
+        __m512i x = loadu512(p + 64 * v);
+        for (int n = 0; n < 5; n++) {
+            c[5 * v + n] = tq1_top64(x);
+            if (n < 4) x = mul3_512(x);
+        }
+    }
+    /* row i's qh dword in every dword of lane i, its bytes times 3^j in dword j (mod 256: the low
+     * byte of a 16-bit product, the odd bytes multiplied in place with the even ones cleared) */
+    __m512i h = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                         _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(const void *)(p + 192))));
+    const __m512i pw = _mm512_broadcast_i32x4(_mm_setr_epi32(0x00010001, 0x00030003, 0x00090009, 0x001b001b));
+    __m512i ev = _mm512_mullo_epi16(h, pw), od = _mm512_mullo_epi16(_mm512_and_si512(h, _mm512_set1_epi16((short)0xff00)), pw);
+    c[15] = tq1_top64(_mm512_mask_blend_epi8((__mmask64)0xaaaaaaaaaaaaaaaaULL, ev, od));
+}
+
+/* 128-bit lane i = rows (2i, 2i + 1)'s lanes summed, from x (rows 0 | 1 by 256-bit half) and y (2 | 3) */
+BN_AI __m512i tq_fold(__m512i x, __m512i y)
+{
+    return _mm512_add_epi32(_mm512_shuffle_i64x2(x, y, 0x88), _mm512_shuffle_i64x2(x, y, 0xdd));
+}
+
+/* The four rows' block sums sum(code * q) for one token's 256 activations q. */
+BN_AI __m128i tq_x4_dot(const __m512i c[16], const int8_t *q, const int tq1)
+{
+    __m512i R;
+    if (!tq1) {
+        __m512i a[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+        for (int h = 0; h < 2; h++)
+            for (int j = 0; j < 4; j++) {
+                __m512i qa = bcast256(q + 128 * h + 32 * j);
+                a[h] = _mm512_dpbusd_epi32(a[h], c[4 * h + j], qa);
+                a[2 + h] = _mm512_dpbusd_epi32(a[2 + h], c[8 + 4 * h + j], qa);
+            }
+        R = tq_fold(_mm512_add_epi32(a[0], a[1]), _mm512_add_epi32(a[2], a[3]));
+    } else {
+        __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512(), a2 = _mm512_setzero_si512();
+        for (int n = 0; n < 5; n++) {
+            __m512i qa = bcast256(q + 32 * n);
+            a0 = _mm512_dpbusd_epi32(a0, c[n], qa);
+            a1 = _mm512_dpbusd_epi32(a1, c[5 + n], qa);
+            a2 = _mm512_dpbusd_epi32(a2, c[10 + n], bcast128(q + 160 + 16 * n));
+        }
+        __m512i a3 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c[15], bcast128(q + 240));
+        R = _mm512_add_epi32(tq_fold(a0, a1), _mm512_add_epi32(a2, a3));
+    }
+    R = _mm512_add_epi32(R, _mm512_shuffle_epi32(R, (_MM_PERM_ENUM)0x4e));
+    R = _mm512_add_epi32(R, _mm512_shuffle_epi32(R, (_MM_PERM_ENUM)0xb1));
+    __m128i S = _mm512_castsi512_si128(_mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12), R));
+    return tq1 ? _mm_srai_epi32(S, 6) : S;
+}
+
+/* sumf[t] (rows of the group in lanes) for T tokens from t0, over the group g's nb blocks. */
+BN_AI void tq_x4_group(const uint8_t *g, int64_t nb, const bn_act_view *a, int64_t t0, const int T, const int tq1,
+                       __m128 *sumf)
+{
+    const size_t gb = tq1 ? 4 * 54 : 4 * 66;
+    const int64_t K = a->cols;
+    for (int t = 0; t < T; t++) sumf[t] = _mm_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p = g + gb * (size_t)b;
+        for (size_t o = 0; o < gb; o += 64) _mm_prefetch((const char *)p + TQ_PREFETCH + o, _MM_HINT_T0);
+        __m512i c[16];
+        tq_x4_codes(p, tq1, c);
+        const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)(p + gb - 8)));
+        for (int t = 0; t < T; t++) {
+            const int64_t i = (t0 + t) * nb + b;
+            __m128i sumi = _mm_sub_epi32(tq_x4_dot(c, a->q + (t0 + t) * K + 256 * b, tq1), _mm_set1_epi32(a->sum[i]));
+            __m128 d = _mm_mul_ps(_mm_set1_ps(a->d[i]), dw);
+            sumf[t] = _mm_add_ps(sumf[t], _mm_mul_ps(_mm_cvtepi32_ps(sumi), d)); /* sumf += (float)sumi * d */
+        }
+    }
+}
+
+/* A product on the TQ x4 layout pk: groups of four rows, and rows outside full groups one at a
+ * time from the file layout (which pk keeps for the rows after the last group). */
+BN_AI void mm_tq_x4(const bn_weight *w, const void *pk, const bn_act_view *a, float *y, int64_t r0, int64_t r1,
+                    const int tq1)
+{
+    const int64_t nb = w->cols / 256, gend = w->rows & ~(int64_t)3;
+    const size_t rb = (size_t)nb * (tq1 ? 54 : 66);
+    for (int64_t r = r0; r < r1;) {
+        if (r % 4 == 0 && r + 4 <= r1 && r < gend) {
+            const uint8_t *g = (const uint8_t *)pk + (size_t)r * rb;
+            for (int64_t t0 = 0; t0 < a->n_tok; t0 += TQ_TOK) {
+                const int T = (int)(a->n_tok - t0 < TQ_TOK ? a->n_tok - t0 : TQ_TOK);
+                __m128 sumf[TQ_TOK];
+                if (T == 1) tq_x4_group(g, nb, a, t0, 1, tq1, sumf);
+                else tq_x4_group(g, nb, a, t0, T, tq1, sumf);
+                for (int t = 0; t < T; t++) _mm_storeu_ps(y + (t0 + t) * w->rows + r, sumf[t]);
+            }
+            r += 4;
+            continue;
+        }
+        const uint8_t *row = (const uint8_t *)(r < gend ? w->data : pk) + (size_t)r * rb;
+        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
+            const int64_t T = a->n_tok - t0 < 4 ? a->n_tok - t0 : 4;
+            float out[4];
+            switch (T) {
+            case 1: tq_tile(row, rb, nb, a, t0, 1, 1, tq1, out); break;
+            case 2: tq_tile(row, rb, nb, a, t0, 1, 2, tq1, out); break;
+            case 3: tq_tile(row, rb, nb, a, t0, 1, 3, tq1, out); break;
+            default: tq_tile(row, rb, nb, a, t0, 1, 4, tq1, out); break;
+            }
+            for (int64_t t = 0; t < T; t++) y[(t0 + t) * w->rows + r] = out[t];
+        }
+        r++;
+    }
+}
+
 BN_AI void mm_tq(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1, const int tq1)
 {
+    const void *pk = bn_weight_packed(w); /* once: another thread may publish it meanwhile */
+    if (pk) {
+        mm_tq_x4(w, pk, a, y, r0, r1, tq1);
+        return;
+    }
     const int64_t nb = w->cols / 256;
     const size_t rb = (size_t)nb * (tq1 ? 54 : 66);
     const uint8_t *base = w->data;
@@ -689,5 +842,6 @@ const bn_kernel_table bn_kernels_avx512 = {
         },
     .row_align = 4,
     .i2s_x4 = 1,
+    .tq_x4 = 1,
     .fallback = &bn_kernels_avx2, /* Q6_K */
 };

@@ -40,6 +40,9 @@ typedef struct bn_kernel_table {
     /* Whether mm[BN_TYPE_I2_S] reads the row-interleaved layout bn_weight_repack makes (it must
      * still accept weights without one). */
     int i2s_x4;
+    /* Whether mm[BN_TYPE_TQ1_0] and mm[BN_TYPE_TQ2_0] read the TQ x4 layout below (they must still
+     * accept weights without one). */
+    int tq_x4;
     /* Optional: bn_quantize_act_i8 (same bits), for the I8_ROW activations.  NULL: the next
      * table's, finally bn_quantize_act_i8 itself. */
     float (*act_i8)(const float *x, int64_t n, int8_t *q, int32_t *sum);
@@ -123,5 +126,19 @@ static inline const uint8_t *bn_i2s_block(const bn_i2s_rowptr *R, int64_t b, int
 {
     return (b | 1) < nblk ? R->pairs + (size_t)(b >> 1) * R->pair_stride + 32 * (size_t)(b & 1) : R->tail;
 }
+
+/* ---- TQ1_0 / TQ2_0 row-interleaved layout ("TQ x4"), made by bn_weight_repack ----
+ * As for I2_S: a GEMV computes four rows at once from one memory stream.  With bsz the block size
+ * (54 or 66 bytes), nb = K / 256 blocks and rb = nb * bsz bytes per row, group g (rows 4g .. 4g+3)
+ * occupies bytes [4g*rb, 4g*rb + 4*rb), and block b of the four rows 4*bsz bytes at b*4*bsz in it,
+ * the quantised bytes first and the four fp16 scales (rows 0..3) last:
+ *   TQ2_0 (264 bytes): qs[0..31] of rows 0, 1; qs[32..63] of rows 0, 1; the same for rows 2, 3;
+ *                      then d of rows 0..3 at 256.  (A 64-byte vector holds the same elements of
+ *                      two rows, one per 256-bit half.)
+ *   TQ1_0 (216 bytes): qs[0..31] of rows 0..3; qs[32..47] of rows 0..3; qh[0..3] of rows 0..3;
+ *                      then d of rows 0..3 at 208.
+ * Rows after the last full group keep the file layout, at r*rb as in the file.  Same bytes, same
+ * size, only their order differs. */
+#define BN_TQ_X4_SCALES(bsz) (4 * ((bsz) - 2)) /* offset of the four scales in a group's block */
 
 #endif

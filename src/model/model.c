@@ -304,14 +304,13 @@ static bn_threadpool *load_pool(void)
 
 bn_status bn_model_repack(bn_model *m, bool release_file_pages, bool lazy)
 {
-    if (!bn_kernels_repack_i2s() || m->repack_total) return BN_OK;
+    if ((!bn_kernels_repack_i2s() && !bn_kernels_repack_tq()) || m->repack_total) return BN_OK;
     m->repack_release = release_file_pages;
     m->repack_total = m->hp.n_layer * 7 + 1;
     m->repacked_bytes = 0;
     for (int i = 0; i < m->repack_total; i++) {
         const bn_weight *w = model_weight(m, i);
-        if (w->type == BN_TYPE_I2_S && w->rows >= 4 && !bn_weight_packed(w))
-            m->repacked_bytes += (uint64_t)w->rows * (uint64_t)(w->cols / 4);
+        if (!bn_weight_packed(w)) m->repacked_bytes += bn_weight_repack_size(w); /* I2_S, TQ1_0, TQ2_0 */
     }
     if (lazy) return BN_OK;
     /* now, on all cores: a copy at memory speed */

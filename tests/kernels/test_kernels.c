@@ -26,12 +26,20 @@ static const uint32_t all_types[] = BN_TEST_KERNEL_TYPES;
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 
 /* Random weights of a type (valid ternary codes only). */
+static int g_any_bytes; /* make_weights: TQ1_0/TQ2_0 code bytes of any value (as in a corrupt file) */
+
 static void *make_weights(uint32_t type, int64_t rows, int64_t K)
 {
     size_t nb;
     assert_true(bn_type_tensor_nbytes(type, K, rows * K, &nb));
     uint8_t *p = malloc(nb);
     int64_t n = rows * K;
+    if (g_any_bytes && (type == BN_TYPE_TQ1_0 || type == BN_TYPE_TQ2_0)) {
+        size_t bsz = type == BN_TYPE_TQ1_0 ? 54 : 66;
+        for (size_t i = 0; i < nb; i++) p[i] = (uint8_t)rnd();
+        for (size_t b = 0; b < nb / bsz; b++) memcpy(p + b * bsz + bsz - 2, &(uint16_t){0x3800}, 2); /* d = 0.5 */
+        return p;
+    }
     if (type == BN_TYPE_I2_S || type == BN_TYPE_TQ1_0 || type == BN_TYPE_TQ2_0) {
         int8_t *t = malloc((size_t)n);
         float *sc = malloc(sizeof(float) * (size_t)(n / 128 + 1));
@@ -182,7 +190,9 @@ static void compare_impl(bn_kernel_impl k, uint32_t type, int64_t rows, int64_t 
             size_t bytes;
             assert_int_equal(bn_weight_repack(&w, pool, &bytes), BN_OK);
             if (!bytes) break;
-            assert_true(type == BN_TYPE_I2_S && bytes == (size_t)(rows * K / 4));
+            size_t rb = (size_t)(type == BN_TYPE_I2_S ? K / 4 : K / 256 * (type == BN_TYPE_TQ1_0 ? 54 : 66));
+            assert_true((type == BN_TYPE_I2_S || type == BN_TYPE_TQ1_0 || type == BN_TYPE_TQ2_0) &&
+                        bytes == (size_t)rows * rb && bytes == bn_weight_repack_size(&w));
         }
         assert_int_equal(bn_matmul(&w, &a, y1, pool), BN_OK);
         for (int64_t i = 0; i < rows * n_tok; i++)
@@ -218,9 +228,33 @@ static void test_impls_equal_reference(void **state)
             compare_impl((bn_kernel_impl)k, type, 5, 16384, 1, NULL, NULL);
             compare_impl((bn_kernel_impl)k, type, 3, 16384, 5, pool, NULL);
             if (m <= 128) compare_impl((bn_kernel_impl)k, type, 9, 128, 17, pool, NULL);
+            /* repacked layouts: one block per row, groups of four and the rows after them, and
+             * batches longer than a kernel's token tile */
+            compare_impl((bn_kernel_impl)k, type, 4, m, 1, NULL, NULL);
+            compare_impl((bn_kernel_impl)k, type, 7, 2 * m, 1, pool, NULL);
+            compare_impl((bn_kernel_impl)k, type, 13, 3 * m, 37, pool, NULL);
+            compare_impl((bn_kernel_impl)k, type, 6, 1024 > m ? 1024 : m, 3, NULL, NULL);
         }
     }
     bn_threadpool_free(pool);
+    bn_kernels_force(BN_KERNEL_REF);
+}
+
+/* TQ bytes that no encoder writes (TQ2_0 code 3, TQ1_0 bytes 243..255 and fifth qh trits) decode
+ * as the reference decodes them, in every layout: all 256 byte values occur. */
+static void test_tq_any_bytes(void **state)
+{
+    (void)state;
+    g_any_bytes = 1;
+    for (int k = BN_KERNEL_AVX2; k <= BN_KERNEL_WASM; k++) {
+        if (!bn_kernel_impl_available((bn_kernel_impl)k)) continue;
+        for (int tq1 = 0; tq1 < 2; tq1++) {
+            uint32_t type = tq1 ? BN_TYPE_TQ1_0 : BN_TYPE_TQ2_0;
+            compare_impl((bn_kernel_impl)k, type, 9, 2048, 1, NULL, NULL);
+            compare_impl((bn_kernel_impl)k, type, 9, 768, 6, NULL, NULL);
+        }
+    }
+    g_any_bytes = 0;
     bn_kernels_force(BN_KERNEL_REF);
 }
 
@@ -525,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_i2s_exact_formula),
         cmocka_unit_test(test_impls_equal_reference),
         cmocka_unit_test(test_act_i8_impls_equal_reference),
+        cmocka_unit_test(test_tq_any_bytes),
         cmocka_unit_test(test_worst_case_sums),
         cmocka_unit_test(test_threads_same_result),
         cmocka_unit_test(test_matmul_multi),
