@@ -286,13 +286,13 @@ static void tok_worker(void *arg, int ith, int nth)
     if (lo < hi) tok_rows(T, T->first + (int)lo, T->first + (int)hi);
 }
 
-/* Even a few tokens (a decode step of several sequences) are worth spreading: waking the workers
- * costs well under a microsecond, a token's norm or quantisation about as much. */
+/* A few tokens (a decode step of a few sequences) stay on the caller: spreading them was measured
+ * slower on the tiny model (bench_batch -b 4), the waits cost more than the work they share. */
 static void tok_run(bn_ctx *c, const tok_task *T)
 {
     const int n = T->n - T->first, nth = bn_threadpool_size(c->pool);
-    if (n < 2 || nth == 1) tok_worker((void *)T, 0, 1);
-    else bn_threadpool_run_chunks(c->pool, tok_worker, (void *)T, n >= 8 * nth ? (n / 4 < 4 * nth ? n / 4 : 4 * nth) : (n < nth ? n : nth));
+    if (n < 8 || nth == 1) tok_worker((void *)T, 0, 1);
+    else bn_threadpool_run_chunks(c->pool, tok_worker, (void *)T, n / 4 < 4 * nth ? n / 4 : 4 * nth);
 }
 
 /* ---- one forward pass of n <= n_batch tokens ---------------------------------------------- */

@@ -354,8 +354,8 @@ bn_status bn_act_quantize(bn_act *a, bn_act_format fmt, const float *x, int64_t 
     const bn_kernel_table *tab = bn_kernel_table_get(bn_kernels_active());
     while (tab && !tab->act_i8) tab = tab->fallback;
     act_task T = {tab ? tab->act_i8 : bn_quantize_act_i8, fmt, x, n_tok, cols, a->buf, L};
-    /* a single row is not worth waking the workers for */
-    if (n_tok == 1 || !pool) act_quantize_rows(&T, 0, 1);
+    /* a few short rows (a decode step of a few sequences) are not worth waking the workers for */
+    if (n_tok == 1 || !pool || (double)n_tok * (double)cols < 65536.0) act_quantize_rows(&T, 0, 1);
     else bn_threadpool_run_chunks(pool, act_quantize_rows, &T, bn_threadpool_size(pool));
     return BN_OK;
 }
