@@ -82,6 +82,7 @@ typedef struct bitnet_system_info {
     int n_cores_logical;
     bool i2s_repack;        /* the kernels in use read I2_S weights repacked after loading (see
                                bitnet_model_params.repack) */
+    bool tq_repack;         /* the same for TQ1_0 and TQ2_0 weights */
 } bitnet_system_info;
 
 BITNET_API bitnet_status bitnet_system_info_get(bitnet_system_info *info);
@@ -193,8 +194,9 @@ typedef struct bitnet_model_params {
     uint32_t head_type; /* 0: the output head as stored; 8 (Q8_0) or 14 (Q6_K): requantise it at
                            load, reading about 53% or 41% of an F16 head's bytes per generated
                            token */
-    bitnet_repack repack; /* I2_S weights copied into the row-interleaved layout the AVX2 and
-                             AVX-512 kernels read faster (no effect with other kernels); resident
+    bitnet_repack repack; /* ternary weights (I2_S; TQ1_0 and TQ2_0 with AVX-512) copied into the
+                             row-interleaved layout the x86 kernels read faster (no effect where
+                             bitnet_system_info says the kernels do not repack); resident
                              memory stays about the file's size, as the file's pages of the copied
                              tensors are released.  Default BITNET_REPACK_LAZY. */
 } bitnet_model_params;

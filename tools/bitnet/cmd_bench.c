@@ -27,7 +27,7 @@ static void bench_usage(FILE *f)
                "  -r, --repetitions N  repetitions of each test (default 5)\n"
                "      --kv f16|f32     KV cache precision (default f16)\n"
                "      --head q8_0|q6_k requantise the output head at load (fewer bytes per token)\n"
-               "      --no-repack      keep I2_S weights in the file's layout (see bitnet info --system)\n"
+               "      --no-repack      keep ternary weights in the file's layout (see bitnet info --system)\n"
                "      --no-bandwidth   skip measuring the machine's read bandwidth\n"
                "  -o, --output FMT     md (default), json or csv\n"
                "  -h, --help           this help\n");
@@ -322,7 +322,7 @@ int cmd_bench(int argc, char **argv)
     } else {
         printf("model: %s (%s, %.1f MiB of weights, %.2f G params) · kernels: %s · load %.2f s · peak RSS %.0f MiB",
                model, info.arch, info.weight_bytes / 1048576.0, info.n_params / 1e9, sys.kernels, load_s, rss_mib);
-        if (info.repacked_bytes) printf(" · I2_S repacked at load (in the load time): %.1f MiB", info.repacked_bytes / 1048576.0);
+        if (info.repacked_bytes) printf(" · ternary weights repacked at load (in the load time): %.1f MiB", info.repacked_bytes / 1048576.0);
         printf("\n\n");
         printf("| threads | test | t/s | read BW GB/s | roofline |\n|---:|---|---:|---:|---:|\n");
         for (int i = 0; i < n_rec; i++) {

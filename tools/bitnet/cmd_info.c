@@ -359,6 +359,9 @@ static void print_system_text(const bitnet_system_info *si, bool blank_line)
     printf("  %-15s %s\n", "I2_S layout",
            si->i2s_repack ? "repacked after loading: rows interleaved by four (one memory stream per GEMV)"
                           : "as stored in the file");
+    printf("  %-15s %s\n", "TQ layout",
+           si->tq_repack ? "repacked after loading: rows interleaved by four (one memory stream per GEMV)"
+                         : "as stored in the file");
 }
 
 static cJSON *system_json(const bitnet_system_info *si)
@@ -369,6 +372,7 @@ static cJSON *system_json(const bitnet_system_info *si)
     cJSON_AddNumberToObject(o, "n_cores_physical", si->n_cores_physical);
     cJSON_AddNumberToObject(o, "n_cores_logical", si->n_cores_logical);
     cJSON_AddBoolToObject(o, "i2s_repack", si->i2s_repack);
+    cJSON_AddBoolToObject(o, "tq_repack", si->tq_repack);
     return o;
 }
 

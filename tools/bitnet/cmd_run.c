@@ -48,7 +48,7 @@ static void run_usage(FILE *f, const char *cmd)
             "      --parse-special     recognise special tokens like <|eot_id|> in the prompt\n"
             "      --pretokenizer auto|llama3|gpt2|default   how to split text before BPE\n"
             "      --head q8_0|q6_k    requantise the output head at load (faster generation)\n"
-            "      --no-repack         keep I2_S weights in the file's layout (see bitnet info --system)\n"
+            "      --no-repack         keep ternary weights in the file's layout (see bitnet info --system)\n"
             "      --chat              interactive chat (same as 'bitnet chat')\n"
             "      --system TEXT       chat: the system message\n"
             "      --chat-template NAME  chat: bitnet, llama3 or chatml (default: from the model)\n"
@@ -232,7 +232,7 @@ static bool print_piece(void *user, bitnet_token id, const char *text, size_t le
 static void print_summary(double load_s, const bitnet_generate_stats *st)
 {
     char rp[64] = "";
-    if (g_repacked) snprintf(rp, sizeof rp, " (I2_S repacked over the first tokens: %.0f MiB)", g_repacked / 1048576.0);
+    if (g_repacked) snprintf(rp, sizeof rp, " (ternary weights repacked over the first tokens: %.0f MiB)", g_repacked / 1048576.0);
     fprintf(stderr, "\nload %.2f s%s · prompt %d tok %.1f tok/s · gen %d tok %.1f tok/s\n", load_s, rp, st->n_prompt,
             st->prompt_seconds > 0 ? st->n_prompt / st->prompt_seconds : 0.0, st->n_generated,
             st->gen_seconds > 0 ? st->n_generated / st->gen_seconds : 0.0);
