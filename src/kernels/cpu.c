@@ -47,6 +47,7 @@ static void detect(void)
             f.avx512bw = os_avx512 && ((b >> 30) & 1);
             f.avx512vl = os_avx512 && ((b >> 31) & 1);
             f.avx512vnni = os_avx512 && ((c >> 11) & 1);
+            f.avx512vbmi = os_avx512 && ((c >> 1) & 1);
         }
     }
 #elif defined(__aarch64__)
@@ -163,4 +164,28 @@ bn_status bn_kernels_force(bn_kernel_impl k)
     pthread_once(&g_active_once, choose); /* so a later first call cannot overwrite the forced choice */
     atomic_store(&g_active, (int)k);
     return BN_OK;
+}
+
+/* -1: follow the CPU; 0 or 1: set by bn_kernels_tq1_vbmi_override (tests). */
+static atomic_int g_tq1_vbmi = -1;
+
+int bn_kernels_tq1_vbmi(void)
+{
+    int o = atomic_load_explicit(&g_tq1_vbmi, memory_order_relaxed);
+    if (o >= 0) return o;
+#if defined(BN_HAVE_AVX512)
+    const bn_cpu_features *f = bn_cpu_features_get();
+    return f->avx512vbmi && bn_kernel_impl_available(BN_KERNEL_AVX512);
+#else
+    return 0;
+#endif
+}
+
+void bn_kernels_tq1_vbmi_override(int on)
+{
+    int v = on < 0 ? -1 : 0;
+#if defined(BN_HAVE_AVX512)
+    if (on > 0) v = bn_cpu_features_get()->avx512vbmi && bn_kernel_impl_available(BN_KERNEL_AVX512);
+#endif
+    atomic_store(&g_tq1_vbmi, v);
 }

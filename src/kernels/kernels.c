@@ -87,11 +87,58 @@ bool bn_kernels_repack_tq(void)
     return tab && tab->tq_x4;
 }
 
+/* ---- TQ1_0 re-encoding (kernels_impl.h, "TQ1 VBMI") ---- */
+
+const uint8_t bn_tq1v_lut[5][128] = {
+    {128, 0, 128, 128, 128, 0, 64, 0, 64, 128, 128, 0, 64, 64, 0, 64, 0, 0, 0, 64, 64, 128, 0, 128, 64, 64, 64, 128, 128, 0, 128, 64,
+     0, 64, 128, 64, 128, 64, 64, 128, 0, 128, 0, 64, 64, 128, 0, 0, 0, 128, 128, 64, 64, 0, 128, 64, 64, 64, 64, 128, 64, 64, 64, 0,
+     0, 128, 64, 128, 0, 64, 0, 128, 0, 128, 128, 64, 0, 0, 64, 64, 64, 128, 64, 128, 64, 128, 128, 0, 0, 0, 128, 0, 0, 64, 64, 64,
+     0, 128, 0, 0, 0, 64, 0, 64, 0, 64, 128, 128, 128, 0, 0, 128, 0, 0, 128, 128, 64, 128, 128, 0, 0, 128, 128, 128, 64, 64, 64, 0},
+    {64, 128, 64, 0, 64, 128, 64, 0, 0, 0, 64, 0, 64, 128, 64, 64, 64, 0, 64, 64, 64, 64, 0, 128, 64, 0, 0, 64, 128, 0, 128, 64,
+     128, 128, 64, 64, 64, 0, 64, 64, 128, 128, 0, 0, 128, 64, 0, 64, 0, 128, 0, 128, 64, 0, 0, 128, 0, 128, 64, 128, 128, 0, 128, 64,
+     64, 64, 64, 0, 128, 0, 0, 128, 64, 0, 128, 128, 128, 128, 128, 128, 0, 0, 0, 0, 0, 64, 128, 64, 64, 0, 128, 128, 128, 64, 128, 0,
+     128, 128, 64, 128, 64, 128, 64, 0, 128, 0, 128, 0, 0, 64, 0, 0, 0, 128, 128, 0, 0, 0, 0, 128, 0, 64, 128, 64, 64, 128, 128, 64},
+    {64, 64, 0, 128, 64, 128, 64, 0, 128, 128, 0, 128, 0, 64, 0, 128, 128, 128, 0, 0, 64, 0, 0, 64, 0, 64, 0, 128, 128, 64, 0, 0,
+     128, 0, 64, 128, 0, 128, 0, 0, 0, 128, 64, 0, 64, 0, 64, 0, 128, 0, 0, 128, 64, 0, 64, 0, 0, 128, 64, 128, 0, 128, 128, 0,
+     0, 64, 128, 64, 128, 64, 128, 64, 128, 0, 128, 0, 64, 128, 64, 64, 64, 0, 64, 64, 64, 128, 64, 64, 64, 0, 0, 64, 64, 64, 128, 128,
+     128, 128, 128, 128, 64, 128, 128, 64, 0, 128, 128, 0, 128, 64, 128, 0, 128, 0, 64, 128, 0, 64, 64, 128, 64, 0, 0, 128, 64, 0, 64, 64},
+    {64, 64, 128, 128, 64, 128, 128, 128, 64, 0, 128, 128, 64, 0, 64, 64, 64, 64, 0, 64, 0, 128, 64, 64, 128, 0, 0, 64, 128, 64, 64, 0,
+     128, 0, 128, 64, 64, 0, 64, 128, 0, 64, 0, 64, 0, 0, 0, 128, 128, 128, 0, 128, 128, 64, 0, 64, 64, 0, 64, 0, 0, 64, 128, 64,
+     128, 0, 0, 0, 0, 128, 0, 64, 128, 128, 0, 128, 128, 0, 128, 64, 128, 64, 64, 128, 64, 0, 128, 128, 0, 0, 0, 128, 0, 128, 64, 0,
+     64, 128, 0, 0, 128, 128, 64, 64, 128, 128, 128, 0, 0, 0, 64, 64, 128, 0, 64, 64, 0, 128, 0, 64, 64, 128, 128, 128, 64, 0, 0, 128},
+    {64, 64, 64, 64, 128, 0, 64, 64, 64, 0, 128, 128, 0, 128, 64, 128, 64, 0, 64, 0, 0, 64, 0, 128, 64, 128, 128, 64, 0, 64, 128, 0,
+     64, 0, 128, 0, 128, 0, 64, 0, 128, 64, 128, 64, 64, 0, 128, 0, 128, 0, 128, 64, 0, 64, 0, 128, 64, 128, 64, 128, 128, 128, 0, 0,
+     0, 128, 64, 64, 64, 0, 64, 64, 0, 0, 128, 0, 0, 128, 0, 128, 64, 128, 128, 0, 128, 128, 64, 128, 128, 0, 0, 0, 64, 64, 128, 0,
+     128, 0, 0, 0, 64, 128, 0, 128, 128, 128, 0, 64, 128, 64, 64, 64, 0, 64, 0, 64, 128, 64, 64, 0, 64, 0, 64, 64, 128, 0, 128, 0},
+};
+
+static int tq1v_index(uint8_t e, int n)
+{
+    return n < 2 ? e & 0x7f : n < 4 ? e >> 1 : (e & 1) | ((e >> 1) & 0x7e);
+}
+
+void bn_tq1v_encoder(uint8_t enc[256])
+{
+    int code[243];
+    for (int p = 0; p < 243; p++) code[p] = -1;
+    for (int e = 255; e >= 0; e--) { /* the lowest code of each pattern */
+        int p = 0;
+        for (int n = 0; n < 5; n++) p = 3 * p + bn_tq1v_lut[n][tq1v_index((uint8_t)e, n)] / 64;
+        code[p] = e;
+    }
+    for (int q = 0; q < 256; q++) {
+        int p = 0;
+        for (int n = 0, x = q; n < 5; n++, x = (uint8_t)(x * 3)) p = 3 * p + ((x * 3) >> 8);
+        enc[q] = (uint8_t)(code[p] < 0 ? 0 : code[p]); /* < 0 not reached: every pattern has a code (tests/kernels) */
+    }
+}
+
 typedef struct repack_task {
     uint32_t type;
     const uint8_t *src;
     uint8_t *dst;
     size_t rb, npair, groups;
+    const uint8_t *enc; /* TQ1_0 re-encoded for VBMI (kernels_impl.h): the code of each qs byte; else NULL */
 } repack_task;
 
 /* Group g of the TQ x4 layout (kernels_impl.h) from the file's rows 4g .. 4g+3. */
@@ -115,6 +162,8 @@ static void repack_tq_group(const repack_task *T, size_t g)
             }
             memcpy(d + BN_TQ_X4_SCALES(bsz) + 2 * i, s[i] + bsz - 2, 2);
         }
+        if (T->enc)
+            for (size_t k = 0; k < 192; k++) d[k] = T->enc[d[k]];
     }
 }
 
@@ -158,10 +207,13 @@ bn_status bn_weight_repack(bn_weight *w, bn_threadpool *pool, size_t *bytes)
     const size_t rb = total / (size_t)w->rows;
     uint8_t *dst = bn_aligned_alloc(total, 64);
     if (!dst) return BN_ERR_NOMEM;
-    repack_task T = {w->type, w->data, dst, rb, (size_t)w->cols / 256, (size_t)w->rows / 4};
+    uint8_t enc[256];
+    const int recode = w->type == BN_TYPE_TQ1_0 && bn_kernels_tq1_vbmi();
+    if (recode) bn_tq1v_encoder(enc);
+    repack_task T = {w->type, w->data, dst, rb, (size_t)w->cols / 256, (size_t)w->rows / 4, recode ? enc : NULL};
     if (pool) bn_threadpool_run_chunks(pool, repack_groups, &T, 4 * bn_threadpool_size(pool));
     else repack_groups(&T, 0, 1);
-    /* rows after the last group keep the file layout */
+    /* rows after the last group keep the file layout (and encoding) */
     memcpy(dst + T.groups * 4 * rb, T.src + T.groups * 4 * rb, total - T.groups * 4 * rb);
     __atomic_store_n(&w->packed, (void *)dst, __ATOMIC_RELEASE); /* complete: readers may use it now */
     *bytes = total;

@@ -98,6 +98,7 @@ typedef enum bn_kernel_impl {
 
 typedef struct bn_cpu_features {
     int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, neon, dotprod, wasm_simd;
+    int avx512vbmi; /* VPERMB/VPERMI2B: the TQ1_0 repacked layout is then re-encoded (kernels_impl.h) */
 } bn_cpu_features;
 
 /* CPU features, detected once (thread-safe, lazily). */

@@ -473,6 +473,19 @@ BN_AI __m512i tq1_top64(__m512i q)
     return _mm512_and_si512(f, _mm512_set1_epi8((char)0xc0));
 }
 
+/* 64 x the qh trits of a TQ1_0 group's block: 128-bit lane i = row i, dword j = trit j of its
+ * four qh bytes. */
+BN_AI __m512i tq1_qh_x4(const uint8_t *p)
+{
+    /* row i's qh dword in every dword of lane i, its bytes times 3^j in dword j (mod 256: the low
+     * byte of a 16-bit product, the odd bytes multiplied in place with the even ones cleared) */
+    __m512i h = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                         _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(const void *)(p + 192))));
+    const __m512i pw = _mm512_broadcast_i32x4(_mm_setr_epi32(0x00010001, 0x00030003, 0x00090009, 0x001b001b));
+    __m512i ev = _mm512_mullo_epi16(h, pw), od = _mm512_mullo_epi16(_mm512_and_si512(h, _mm512_set1_epi16((short)0xff00)), pw);
+    return tq1_top64(_mm512_mask_blend_epi8((__mmask64)0xaaaaaaaaaaaaaaaaULL, ev, od));
+}
+
 /* The codes of one block of a group, as 16 vectors:
  *   TQ2_0: c[4v + j] = codes j of the v-th 64 bytes (pair v / 2 of rows, half v % 2 of qs);
  *   TQ1_0: c[5v + n] = 64 * trit n of the v-th 64 bytes (qs[0..31] of rows 0, 1; of rows 2, 3;
@@ -495,13 +508,7 @@ BN_AI void tq_x4_codes(const uint8_t *p, const int tq1, __m512i c[16])
             if (n < 4) x = mul3_512(x);
         }
     }
-    /* row i's qh dword in every dword of lane i, its bytes times 3^j in dword j (mod 256: the low
-     * byte of a 16-bit product, the odd bytes multiplied in place with the even ones cleared) */
-    __m512i h = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-                                         _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(const void *)(p + 192))));
-    const __m512i pw = _mm512_broadcast_i32x4(_mm_setr_epi32(0x00010001, 0x00030003, 0x00090009, 0x001b001b));
-    __m512i ev = _mm512_mullo_epi16(h, pw), od = _mm512_mullo_epi16(_mm512_and_si512(h, _mm512_set1_epi16((short)0xff00)), pw);
-    c[15] = tq1_top64(_mm512_mask_blend_epi8((__mmask64)0xaaaaaaaaaaaaaaaaULL, ev, od));
+    c[15] = tq1_qh_x4(p);
 }
 
 /* 128-bit lane i = rows (2i, 2i + 1)'s lanes summed, from x (rows 0 | 1 by 256-bit half) and y (2 | 3) */
@@ -562,11 +569,65 @@ BN_AI void tq_x4_group(const uint8_t *g, int64_t nb, const bn_act_view *a, int64
     }
 }
 
+/* TQ1_0 re-encoded for VBMI (kernels_impl.h): each 64 bytes' five trit vectors by a shift, a bit
+ * select and five VPERMI2B, where the file's encoding takes about 28 operations. */
+#define BN_VBMI __attribute__((target("avx512vbmi")))
+
+BN_AI BN_VBMI void tq1v_x4_codes(const uint8_t *p, const __m512i lo[5], const __m512i hi[5], __m512i c[16])
+{
+    for (int v = 0; v < 3; v++) {
+        __m512i e = loadu512(p + 64 * v);
+        __m512i s = _mm512_srli_epi16(e, 1); /* e >> 1 (bit 7 from the next byte: ignored) */
+        __m512i t = _mm512_ternarylogic_epi32(_mm512_set1_epi8(1), e, s, 0xca); /* bit 0 of e, bits 1.. of s */
+        c[5 * v + 0] = _mm512_permutex2var_epi8(lo[0], e, hi[0]);
+        c[5 * v + 1] = _mm512_permutex2var_epi8(lo[1], e, hi[1]);
+        c[5 * v + 2] = _mm512_permutex2var_epi8(lo[2], s, hi[2]);
+        c[5 * v + 3] = _mm512_permutex2var_epi8(lo[3], s, hi[3]);
+        c[5 * v + 4] = _mm512_permutex2var_epi8(lo[4], t, hi[4]);
+    }
+    c[15] = tq1_qh_x4(p);
+}
+
+/* tq_x4_group for re-encoded TQ1_0 groups. */
+BN_AI BN_VBMI void tq1v_x4_group_t(const uint8_t *g, int64_t nb, const bn_act_view *a, int64_t t0, const int T,
+                                   __m128 *sumf)
+{
+    __m512i lo[5], hi[5];
+    for (int n = 0; n < 5; n++) {
+        lo[n] = loadu512(bn_tq1v_lut[n]);
+        hi[n] = loadu512(bn_tq1v_lut[n] + 64);
+    }
+    const size_t gb = 4 * 54;
+    const int64_t K = a->cols;
+    for (int t = 0; t < T; t++) sumf[t] = _mm_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p = g + gb * (size_t)b;
+        for (size_t o = 0; o < gb; o += 64) _mm_prefetch((const char *)p + TQ_PREFETCH + o, _MM_HINT_T0);
+        __m512i c[16];
+        tq1v_x4_codes(p, lo, hi, c);
+        const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)(p + gb - 8)));
+        for (int t = 0; t < T; t++) {
+            const int64_t i = (t0 + t) * nb + b;
+            __m128i sumi = _mm_sub_epi32(tq_x4_dot(c, a->q + (t0 + t) * K + 256 * b, 1), _mm_set1_epi32(a->sum[i]));
+            __m128 d = _mm_mul_ps(_mm_set1_ps(a->d[i]), dw);
+            sumf[t] = _mm_add_ps(sumf[t], _mm_mul_ps(_mm_cvtepi32_ps(sumi), d)); /* sumf += (float)sumi * d */
+        }
+    }
+}
+
+static BN_VBMI __attribute__((noinline)) void tq1v_x4_group(const uint8_t *g, int64_t nb, const bn_act_view *a,
+                                                            int64_t t0, const int T, __m128 *sumf)
+{
+    if (T == 1) tq1v_x4_group_t(g, nb, a, t0, 1, sumf);
+    else tq1v_x4_group_t(g, nb, a, t0, T, sumf);
+}
+
 /* A product on the TQ x4 layout pk: groups of four rows, and rows outside full groups one at a
  * time from the file layout (which pk keeps for the rows after the last group). */
 BN_AI void mm_tq_x4(const bn_weight *w, const void *pk, const bn_act_view *a, float *y, int64_t r0, int64_t r1,
                     const int tq1)
 {
+    const int vbmi = tq1 && bn_kernels_tq1_vbmi(); /* how bn_weight_repack encoded pk's TQ1_0 groups */
     const int64_t nb = w->cols / 256, gend = w->rows & ~(int64_t)3;
     const size_t rb = (size_t)nb * (tq1 ? 54 : 66);
     for (int64_t r = r0; r < r1;) {
@@ -575,7 +636,8 @@ BN_AI void mm_tq_x4(const bn_weight *w, const void *pk, const bn_act_view *a, fl
             for (int64_t t0 = 0; t0 < a->n_tok; t0 += TQ_TOK) {
                 const int T = (int)(a->n_tok - t0 < TQ_TOK ? a->n_tok - t0 : TQ_TOK);
                 __m128 sumf[TQ_TOK];
-                if (T == 1) tq_x4_group(g, nb, a, t0, 1, tq1, sumf);
+                if (vbmi) tq1v_x4_group(g, nb, a, t0, T, sumf);
+                else if (T == 1) tq_x4_group(g, nb, a, t0, 1, tq1, sumf);
                 else tq_x4_group(g, nb, a, t0, T, tq1, sumf);
                 for (int t = 0; t < T; t++) _mm_storeu_ps(y + (t0 + t) * w->rows + r, sumf[t]);
             }

@@ -141,4 +141,27 @@ static inline const uint8_t *bn_i2s_block(const bn_i2s_rowptr *R, int64_t b, int
  * size, only their order differs. */
 #define BN_TQ_X4_SCALES(bsz) (4 * ((bsz) - 2)) /* offset of the four scales in a group's block */
 
+/* ---- TQ1_0 x4 re-encoded for byte lookups ("TQ1 VBMI"), on CPUs with AVX-512 VBMI ----
+ * The same layout, but each of the 192 five-trit bytes of a group's block (qs of the four rows;
+ * qh and the scales keep the file's encoding) is replaced by a code e whose trits are table
+ * lookups on 7-bit windows of e, one VPERMI2B each (a 128-byte table in two registers; the index
+ * byte's bit 7 is ignored):
+ *   trit n = bn_tq1v_lut[n][i_n] / 64 with i_0 = i_1 = e & 0x7f, i_2 = i_3 = e >> 1 and
+ *   i_4 = (e & 1) | ((e >> 1) & 0x7e) (bit 1 of e left out),
+ * where trit n is the file's trit n (element m + 32n of byte m; n = 0 the most significant).  Two
+ * windows alone cannot hold all 243 patterns (each value of one window's bits must then meet 14
+ * of the other's; counting shows 68 codes are needed), so the third leaves out a middle bit.  The
+ * tables were found by simulated annealing over their 5 x 128 entries, maximising the distinct
+ * patterns among the 256 codes until all 243 occurred; tests/kernels decodes every pattern.  The
+ * entries are 64 x trit, as the AVX-512 kernel feeds its trits to VPDPBUSD. */
+extern const uint8_t bn_tq1v_lut[5][128];
+/* enc[q]: the code for file byte q (its five trits as the reference decodes them, any byte value). */
+void bn_tq1v_encoder(uint8_t enc[256]);
+/* Whether bn_weight_repack re-encodes TQ1_0 groups this way and the AVX-512 kernel reads them so:
+ * the CPU has AVX-512 VBMI (and the AVX-512 implementation), unless overridden. */
+int bn_kernels_tq1_vbmi(void);
+/* Tests: 0 turns the re-encoding off, 1 back on where the CPU has VBMI, -1 follows the CPU.  Only
+ * for weights repacked afterwards (a copy keeps the encoding it was made with). */
+void bn_kernels_tq1_vbmi_override(int on);
+
 #endif

@@ -241,20 +241,113 @@ static void test_impls_equal_reference(void **state)
 }
 
 /* TQ bytes that no encoder writes (TQ2_0 code 3, TQ1_0 bytes 243..255 and fifth qh trits) decode
- * as the reference decodes them, in every layout: all 256 byte values occur. */
+ * as the reference decodes them, in every layout (TQ1_0 repacked with and without the VBMI
+ * re-encoding): all 256 byte values occur. */
 static void test_tq_any_bytes(void **state)
 {
     (void)state;
     g_any_bytes = 1;
-    for (int k = BN_KERNEL_AVX2; k <= BN_KERNEL_WASM; k++) {
-        if (!bn_kernel_impl_available((bn_kernel_impl)k)) continue;
-        for (int tq1 = 0; tq1 < 2; tq1++) {
-            uint32_t type = tq1 ? BN_TYPE_TQ1_0 : BN_TYPE_TQ2_0;
-            compare_impl((bn_kernel_impl)k, type, 9, 2048, 1, NULL, NULL);
-            compare_impl((bn_kernel_impl)k, type, 9, 768, 6, NULL, NULL);
+    for (int vbmi = 0; vbmi < 2; vbmi++) {
+        bn_kernels_tq1_vbmi_override(vbmi);
+        for (int k = BN_KERNEL_AVX2; k <= BN_KERNEL_WASM; k++) {
+            if (!bn_kernel_impl_available((bn_kernel_impl)k)) continue;
+            for (int tq1 = 0; tq1 < 2; tq1++) {
+                uint32_t type = tq1 ? BN_TYPE_TQ1_0 : BN_TYPE_TQ2_0;
+                compare_impl((bn_kernel_impl)k, type, 9, 2048, 1, NULL, NULL);
+                compare_impl((bn_kernel_impl)k, type, 9, 768, 6, NULL, NULL);
+            }
         }
     }
+    bn_kernels_tq1_vbmi_override(-1);
     g_any_bytes = 0;
+    bn_kernels_force(BN_KERNEL_REF);
+}
+
+/* The file's trit n of a TQ1_0 byte, as the reference decodes it. */
+static int tq1_ref_trit(uint8_t q, int n)
+{
+    for (int i = 0; i < n; i++) q = (uint8_t)(q * 3);
+    return (q * 3) >> 8;
+}
+
+/* The VBMI re-encoding (kernels_impl.h): every file byte's code gives back its five trits through
+ * the lookup windows, so all 243 patterns (the bytes an encoder writes, ceil(v * 256 / 243)) and
+ * the 13 others decode exactly; and the windows are the ones the kernel reads. */
+static void test_tq1_vbmi_code(void **state)
+{
+    (void)state;
+    uint8_t enc[256];
+    bn_tq1v_encoder(enc);
+    for (int q = 0; q < 256; q++) {
+        const uint8_t e = enc[q];
+        const int idx[5] = {e & 0x7f, e & 0x7f, e >> 1, e >> 1, (e & 1) | ((e >> 1) & 0x7e)};
+        for (int n = 0; n < 5; n++) {
+            assert_true(idx[n] < 128);
+            int v = bn_tq1v_lut[n][idx[n]];
+            assert_true(v == 0 || v == 64 || v == 128);
+            if (v / 64 != tq1_ref_trit((uint8_t)q, n)) {
+                fprintf(stderr, "byte %d (code %d): trit %d decodes %d, reference %d\n", q, e, n, v / 64,
+                        tq1_ref_trit((uint8_t)q, n));
+                fail();
+            }
+        }
+    }
+    int seen[256] = {0};
+    for (int v = 0; v < 243; v++) { /* the encoder's bytes hold the 243 patterns: distinct codes */
+        int q = (v * 256 + 242) / 243, p = 0;
+        for (int n = 0; n < 5; n++) p = 3 * p + tq1_ref_trit((uint8_t)q, n);
+        assert_int_equal(p, v);
+        assert_int_equal(seen[enc[q]]++, 0);
+    }
+}
+
+/* With VBMI the repacked TQ1_0 copy holds the codes (the layout's qs bytes mapped through the
+ * encoder), qh, the scales and the rows after the last group as without it; products on both
+ * equal the reference's bits, for odd row counts, one block, and a batch. */
+static void test_tq1_vbmi_layout(void **state)
+{
+    (void)state;
+    const bn_cpu_features *f = bn_cpu_features_get();
+    assert_int_equal(bn_kernels_tq1_vbmi(), f->avx512vbmi && bn_kernel_impl_available(BN_KERNEL_AVX512));
+    if (!bn_kernels_tq1_vbmi()) return; /* nothing re-encoded on this CPU (the other tests cover it) */
+    uint8_t enc[256];
+    bn_tq1v_encoder(enc);
+    assert_int_equal(bn_kernels_force(BN_KERNEL_AVX512), BN_OK);
+    const int64_t rows = 7, K = 512, rb = K / 256 * 54;
+    void *wd = make_weights(BN_TYPE_TQ1_0, rows, K);
+    bn_weight w0, w1;
+    size_t bytes;
+    assert_int_equal(bn_weight_init(&w0, BN_TYPE_TQ1_0, wd, rows, K), BN_OK);
+    assert_int_equal(bn_weight_init(&w1, BN_TYPE_TQ1_0, wd, rows, K), BN_OK);
+    bn_kernels_tq1_vbmi_override(0);
+    assert_int_equal(bn_kernels_tq1_vbmi(), 0);
+    assert_int_equal(bn_weight_repack(&w0, NULL, &bytes), BN_OK);
+    bn_kernels_tq1_vbmi_override(1);
+    assert_int_equal(bn_kernels_tq1_vbmi(), 1);
+    assert_int_equal(bn_weight_repack(&w1, NULL, &bytes), BN_OK);
+    assert_int_equal(bytes, (size_t)(rows * rb));
+    const uint8_t *p0 = bn_weight_packed(&w0), *p1 = bn_weight_packed(&w1);
+    int differ = 0;
+    for (int64_t i = 0; i < rows * rb; i++) {
+        const int64_t in_group = i < 4 * rb, k = i % 216;
+        uint8_t want = in_group && k < 192 ? enc[p0[i]] : p0[i];
+        assert_int_equal(p1[i], want);
+        differ += p1[i] != p0[i];
+    }
+    assert_true(differ > 0);
+    bn_kernels_tq1_vbmi_override(-1);
+    bn_weight_free(&w0);
+    bn_weight_free(&w1);
+    free(wd);
+    for (int vbmi = 0; vbmi < 2; vbmi++) {
+        bn_kernels_tq1_vbmi_override(vbmi);
+        compare_impl(BN_KERNEL_AVX512, BN_TYPE_TQ1_0, 4, 256, 1, NULL, NULL);
+        compare_impl(BN_KERNEL_AVX512, BN_TYPE_TQ1_0, 9, 256, 1, NULL, NULL);
+        compare_impl(BN_KERNEL_AVX512, BN_TYPE_TQ1_0, 11, 2560, 1, NULL, NULL);
+        compare_impl(BN_KERNEL_AVX512, BN_TYPE_TQ1_0, 13, 768, 19, NULL, NULL);
+        compare_impl(BN_KERNEL_AVX512, BN_TYPE_TQ1_0, 3, 512, 2, NULL, NULL); /* no full group */
+    }
+    bn_kernels_tq1_vbmi_override(-1);
     bn_kernels_force(BN_KERNEL_REF);
 }
 
@@ -560,6 +653,8 @@ int main(void)
         cmocka_unit_test(test_impls_equal_reference),
         cmocka_unit_test(test_act_i8_impls_equal_reference),
         cmocka_unit_test(test_tq_any_bytes),
+        cmocka_unit_test(test_tq1_vbmi_code),
+        cmocka_unit_test(test_tq1_vbmi_layout),
         cmocka_unit_test(test_worst_case_sums),
         cmocka_unit_test(test_threads_same_result),
         cmocka_unit_test(test_matmul_multi),
