@@ -19,7 +19,7 @@ bitnet_status bitnet_system_info_get(bitnet_system_info *info)
     } feats[] = {
         {f->avx2, "avx2"},         {f->fma, "fma"},           {f->f16c, "f16c"},
         {f->avx512f, "avx512f"},   {f->avx512bw, "avx512bw"}, {f->avx512vl, "avx512vl"},
-        {f->avx512vnni, "avx512vnni"}, {f->neon, "neon"},     {f->dotprod, "dotprod"},
+        {f->avx512vnni, "avx512vnni"}, {f->avx512vbmi, "avx512vbmi"}, {f->neon, "neon"}, {f->dotprod, "dotprod"},
         {f->wasm_simd, "simd128"},
     };
     size_t len = 0;
