@@ -482,12 +482,14 @@ bn_status bn_matmul_multi(const bn_weight *const *w, int n, const bn_act *a, flo
         /* rows in chunks taken by whichever thread is free: on a busy machine a worker that is not
          * scheduled does not hold the product up.  A single token gets 4 per thread, which keeps
          * each a long memory stream; a batch is bound by compute and gets 16, so the thread that
-         * finishes last waits less for the other (half a chunk on average).  Either way no chunk
-         * is smaller than 2^18 multiply-adds (a few microseconds): on a small model, claiming
-         * more chunks cost more than the balance gained (tiny model, 4 sequences per pass: +17%). */
+         * finishes last waits less for the other (half a chunk on average), but no batch chunk is
+         * smaller than 2^18 multiply-adds (a few microseconds): on a small model, claiming more
+         * chunks cost more than the balance gained (tiny model, 4 sequences per pass: +17%).  A
+         * single token keeps its 4 per thread even then: with as few chunks as threads it was
+         * often 1.6x slower, whenever a worker woke late. */
         const int nth = bn_threadpool_size(pool);
         long chunks = (a->n_tok > 1 ? 16L : 4L) * nth, max_chunks = (long)((T.first[n] + align - 1) / align);
-        if ((double)chunks * 262144.0 > work) chunks = (long)(work / 262144.0) > nth ? (long)(work / 262144.0) : nth;
+        if (a->n_tok > 1 && (double)chunks * 262144.0 > work) chunks = (long)(work / 262144.0) > nth ? (long)(work / 262144.0) : nth;
         bn_threadpool_run_chunks(pool, mm_rows, &T, (int)(chunks < max_chunks ? chunks : max_chunks));
     }
     return BN_OK;
