@@ -547,25 +547,32 @@ BN_AI __m128i tq_x4_dot(const __m512i c[16], const int8_t *q, const int tq1)
     return tq1 ? _mm_srai_epi32(S, 6) : S;
 }
 
+/* Block b of a group, decoded into c, for T tokens from t0: the four rows' integer sums, then the
+ * reference's float step per row (sumf += (float)sumi * (d_act * d_w)); ws: the four fp16 scales. */
+BN_AI void tq_x4_block_steps(const __m512i c[16], const uint8_t *ws, const bn_act_view *a, int64_t t0, const int T,
+                             int64_t b, int64_t nb, const int tq1, __m128 *sumf)
+{
+    const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)ws));
+    for (int t = 0; t < T; t++) {
+        const int64_t i = (t0 + t) * nb + b;
+        __m128i sumi = _mm_sub_epi32(tq_x4_dot(c, a->q + (t0 + t) * a->cols + 256 * b, tq1), _mm_set1_epi32(a->sum[i]));
+        __m128 d = _mm_mul_ps(_mm_set1_ps(a->d[i]), dw);
+        sumf[t] = _mm_add_ps(sumf[t], _mm_mul_ps(_mm_cvtepi32_ps(sumi), d));
+    }
+}
+
 /* sumf[t] (rows of the group in lanes) for T tokens from t0, over the group g's nb blocks. */
 BN_AI void tq_x4_group(const uint8_t *g, int64_t nb, const bn_act_view *a, int64_t t0, const int T, const int tq1,
                        __m128 *sumf)
 {
     const size_t gb = tq1 ? 4 * 54 : 4 * 66;
-    const int64_t K = a->cols;
     for (int t = 0; t < T; t++) sumf[t] = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p = g + gb * (size_t)b;
         for (size_t o = 0; o < gb; o += 64) _mm_prefetch((const char *)p + TQ_PREFETCH + o, _MM_HINT_T0);
         __m512i c[16];
         tq_x4_codes(p, tq1, c);
-        const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)(p + gb - 8)));
-        for (int t = 0; t < T; t++) {
-            const int64_t i = (t0 + t) * nb + b;
-            __m128i sumi = _mm_sub_epi32(tq_x4_dot(c, a->q + (t0 + t) * K + 256 * b, tq1), _mm_set1_epi32(a->sum[i]));
-            __m128 d = _mm_mul_ps(_mm_set1_ps(a->d[i]), dw);
-            sumf[t] = _mm_add_ps(sumf[t], _mm_mul_ps(_mm_cvtepi32_ps(sumi), d)); /* sumf += (float)sumi * d */
-        }
+        tq_x4_block_steps(c, p + gb - 8, a, t0, T, b, nb, tq1, sumf);
     }
 }
 
@@ -598,20 +605,13 @@ BN_AI BN_VBMI void tq1v_x4_group_t(const uint8_t *g, int64_t nb, const bn_act_vi
         hi[n] = loadu512(bn_tq1v_lut[n] + 64);
     }
     const size_t gb = 4 * 54;
-    const int64_t K = a->cols;
     for (int t = 0; t < T; t++) sumf[t] = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p = g + gb * (size_t)b;
         for (size_t o = 0; o < gb; o += 64) _mm_prefetch((const char *)p + TQ_PREFETCH + o, _MM_HINT_T0);
         __m512i c[16];
         tq1v_x4_codes(p, lo, hi, c);
-        const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)(p + gb - 8)));
-        for (int t = 0; t < T; t++) {
-            const int64_t i = (t0 + t) * nb + b;
-            __m128i sumi = _mm_sub_epi32(tq_x4_dot(c, a->q + (t0 + t) * K + 256 * b, 1), _mm_set1_epi32(a->sum[i]));
-            __m128 d = _mm_mul_ps(_mm_set1_ps(a->d[i]), dw);
-            sumf[t] = _mm_add_ps(sumf[t], _mm_mul_ps(_mm_cvtepi32_ps(sumi), d)); /* sumf += (float)sumi * d */
-        }
+        tq_x4_block_steps(c, p + gb - 8, a, t0, T, b, nb, 1, sumf);
     }
 }
 
@@ -624,6 +624,23 @@ static BN_VBMI __attribute__((noinline)) void tq1v_x4_group(const uint8_t *g, in
 
 /* A product on the TQ x4 layout pk: groups of four rows, and rows outside full groups one at a
  * time from the file layout (which pk keeps for the rows after the last group). */
+/* One row in the file layout for every token, four tokens per tile; y[t * stride] gets token t. */
+static void tq_row_tokens(const uint8_t *row, size_t rb, int64_t nb, const bn_act_view *a, const int tq1, float *y,
+                          int64_t stride)
+{
+    for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
+        const int64_t T = a->n_tok - t0 < 4 ? a->n_tok - t0 : 4;
+        float out[4];
+        switch (T) {
+        case 1: tq_tile(row, rb, nb, a, t0, 1, 1, tq1, out); break;
+        case 2: tq_tile(row, rb, nb, a, t0, 1, 2, tq1, out); break;
+        case 3: tq_tile(row, rb, nb, a, t0, 1, 3, tq1, out); break;
+        default: tq_tile(row, rb, nb, a, t0, 1, 4, tq1, out); break;
+        }
+        for (int64_t t = 0; t < T; t++) y[(t0 + t) * stride] = out[t];
+    }
+}
+
 BN_AI void mm_tq_x4(const bn_weight *w, const void *pk, const bn_act_view *a, float *y, int64_t r0, int64_t r1,
                     const int tq1)
 {
@@ -644,18 +661,7 @@ BN_AI void mm_tq_x4(const bn_weight *w, const void *pk, const bn_act_view *a, fl
             r += 4;
             continue;
         }
-        const uint8_t *row = (const uint8_t *)(r < gend ? w->data : pk) + (size_t)r * rb;
-        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
-            const int64_t T = a->n_tok - t0 < 4 ? a->n_tok - t0 : 4;
-            float out[4];
-            switch (T) {
-            case 1: tq_tile(row, rb, nb, a, t0, 1, 1, tq1, out); break;
-            case 2: tq_tile(row, rb, nb, a, t0, 1, 2, tq1, out); break;
-            case 3: tq_tile(row, rb, nb, a, t0, 1, 3, tq1, out); break;
-            default: tq_tile(row, rb, nb, a, t0, 1, 4, tq1, out); break;
-            }
-            for (int64_t t = 0; t < T; t++) y[(t0 + t) * w->rows + r] = out[t];
-        }
+        tq_row_tokens((const uint8_t *)(r < gend ? w->data : pk) + (size_t)r * rb, rb, nb, a, tq1, y + r, w->rows);
         r++;
     }
 }
