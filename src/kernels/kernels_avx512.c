@@ -829,6 +829,26 @@ BN_AI float reduce_2x16(__m512 lo, __m512 hi)
     return _mm_cvtss_f32(t);
 }
 
+/* reduce_2x16 of four (lo, hi) pairs at once, each with the same additions in the same order:
+ * the 8-lane halves are added per token, then each token's two 4-lane halves (two tokens per
+ * register), then the two pairwise rounds by HADDPS, which leave tokens 0, 2 in lanes 0, 1 and
+ * tokens 1, 3 in lanes 4, 5. */
+BN_AI __m128 reduce_2x16_x4(const __m512 lo[4], const __m512 hi[4])
+{
+    __m256 v[4];
+    for (int t = 0; t < 4; t++) {
+        __m512 s = _mm512_add_ps(lo[t], hi[t]);
+        v[t] = _mm256_add_ps(_mm512_castps512_ps256(s), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
+    }
+    __m256 t01 = _mm256_add_ps(_mm256_permute2f128_ps(v[0], v[1], 0x20), _mm256_permute2f128_ps(v[0], v[1], 0x31));
+    __m256 t23 = _mm256_add_ps(_mm256_permute2f128_ps(v[2], v[3], 0x20), _mm256_permute2f128_ps(v[2], v[3], 0x31));
+    __m256 h = _mm256_hadd_ps(t01, t23);
+    h = _mm256_hadd_ps(h, h);
+    /* lanes: 0 = token 0, 1 = token 2, 4 = token 1, 5 = token 3 */
+    __m128 a = _mm256_castps256_ps128(h), b = _mm256_extractf128_ps(h, 1);
+    return _mm_unpacklo_ps(a, b); /* tokens 0, 1, 2, 3 */
+}
+
 BN_AI void float_row(const void *wr, const void *x0, int64_t K, const int T, const int kind, const int xkind,
                       float *out)
 {
@@ -843,6 +863,10 @@ BN_AI void float_row(const void *wr, const void *x0, int64_t K, const int T, con
             lo[t] = _mm512_fmadd_ps(w0, load16(x, k, xkind), lo[t]);
             hi[t] = _mm512_fmadd_ps(w1, load16(x, k + 16, xkind), hi[t]);
         }
+    }
+    if (T == 4 && np == K) { /* four tokens' reductions share their shuffles */
+        _mm_storeu_ps(out, reduce_2x16_x4(lo, hi));
+        return;
     }
     for (int t = 0; t < T; t++) {
         const void *x = (const uint8_t *)x0 + (size_t)t * (size_t)K * esz;
