@@ -14,7 +14,9 @@ struct bn_ctx {
     int n_ctx, n_batch, pos;
     bool kv_f32;
     bool match_reference; /* reproduce bitnet.cpp's single-token rounding (see attn_worker) */
-    void *k_cache, *v_cache; /* [n_layer][n_ctx][kv_dim], f16 or f32 */
+    void *k_cache, *v_cache; /* [n_layer][n_head_kv][n_ctx][head_dim], f16 or f32: each KV head's
+                                positions side by side, so attention reads one sequential stream
+                                (with positions kv_dim apart it ran at half the speed at 1-2K) */
     size_t kv_elem;          /* bytes per cached value */
 
     /* scratch for one pass of up to n_batch tokens */
@@ -24,7 +26,7 @@ struct bn_ctx {
     float *k, *v; /* [n_batch][kv_dim] */
     float *att;   /* [n_batch][n_embd]  attention output */
     float *gate, *up; /* [n_batch][n_ff] */
-    float *scores;    /* [ATTN_CHUNKS_PER_THREAD * n_threads][n_ctx]: one per attention chunk */
+    float *scores;    /* [ATTN_CHUNKS_PER_THREAD * n_threads][ATTN_SHARE_MAX][n_ctx]: per attention chunk */
     float *rope_cos, *rope_sin; /* [n_batch][n_rot/2] */
     bn_act act;
 
@@ -37,6 +39,8 @@ struct bn_ctx {
 /* Attention work is cut into this many chunks per thread, so a thread that finishes early takes
  * another instead of waiting. */
 #define ATTN_CHUNKS_PER_THREAD 4
+/* At most this many query heads of one KV head are one attention work item. */
+#define ATTN_SHARE_MAX 4
 
 static size_t kv_dim(const bn_model *m) { return (size_t)m->hp.head_dim * (size_t)m->hp.n_head_kv; }
 
@@ -81,7 +85,7 @@ bn_status bn_ctx_init(const bn_model *m, const bn_ctx_params *p, bn_ctx **out)
     c->v = bn_malloc(nb * kvd * sizeof(float));
     c->gate = bn_malloc(nb * ff * sizeof(float));
     c->up = bn_malloc(nb * ff * sizeof(float));
-    c->scores = bn_malloc((size_t)ATTN_CHUNKS_PER_THREAD * (size_t)n_threads * (size_t)n_ctx * sizeof(float));
+    c->scores = bn_malloc((size_t)ATTN_CHUNKS_PER_THREAD * (size_t)n_threads * ATTN_SHARE_MAX * (size_t)n_ctx * sizeof(float));
     c->rope_cos = bn_malloc(nb * (size_t)(hp->n_rot / 2 + 1) * sizeof(float));
     c->rope_sin = bn_malloc(nb * (size_t)(hp->n_rot / 2 + 1) * sizeof(float));
     if (!c->k_cache || !c->v_cache || !c->x || !c->xb || !c->q || !c->att || !c->k || !c->v || !c->gate || !c->up ||
@@ -158,45 +162,67 @@ typedef struct {
     const int *pos;        /* [n] */
     int layer, n;
     bool decode;           /* one new token per sequence: numerics of a single-token pass */
+    int share;             /* query heads per work item, all of one KV head (attn_share) */
 } attn_task;
 
-/* One (token, head) pair per work item: scores against every cached position up to its own,
- * softmax, then the weighted sum of values.  Q is rounded to f16 as the reference does (its dot
- * with the f16 keys is an f16 product).  The reference also rounds the probabilities to f16 when
- * it evaluates one token per pass but not in a batch; we do that only with match_reference,
- * because it makes results depend on how tokens are split into passes. */
+/* How many query heads of one KV head a work item takes: the most of 4, 2, 1 that divides the
+ * group and still leaves 4 items per thread.  Together they widen each cached f16 key and value
+ * once instead of once per head. */
+static int attn_share(const bn_ctx *c, int n)
+{
+    const bn_hparams *hp = &c->m->hp;
+    const int group = hp->n_head / hp->n_head_kv, nth = bn_threadpool_size(c->pool);
+    for (int s = ATTN_SHARE_MAX; s > 1; s /= 2)
+        if (group % s == 0 && (long)n * (hp->n_head / s) >= 4L * nth) return s;
+    return 1;
+}
+
+/* One work item: a token and `share` query heads of one KV head.  Each head's scores against every
+ * cached position up to its own, softmax, then the weighted sum of values.  Q is rounded to f16 as
+ * the reference does (its dot with the f16 keys is an f16 product).  The reference also rounds the
+ * probabilities to f16 when it evaluates one token per pass but not in a batch; we do that only
+ * with match_reference, because it makes results depend on how tokens are split into passes. */
 static void attn_worker(void *arg, int ith, int nth)
 {
     attn_task *t = arg;
     bn_ctx *c = t->c;
     const bn_hparams *hp = &c->m->hp;
-    const int hd = hp->head_dim, H = hp->n_head, group = hp->n_head / hp->n_head_kv;
-    const size_t kvd = kv_dim(c->m);
+    const int hd = hp->head_dim, H = hp->n_head, group = hp->n_head / hp->n_head_kv, S = t->share, per_tok = H / S;
+    const size_t kvd = kv_dim(c->m), nc = (size_t)c->n_ctx;
     const float scale = 1.0f / sqrtf((float)hd);
-    float *scores = c->scores + (size_t)ith * (size_t)c->n_ctx;
-    float qh[1024];
+    float *scores = c->scores + (size_t)ith * ATTN_SHARE_MAX * nc; /* S rows of n_ctx */
+    float qh[ATTN_SHARE_MAX * 1024];
     /* items are dealt out in turn (chunk ith takes ith, ith + nth, ...): a token attends to all
      * positions before it, so contiguous ranges would give the last chunk the most work */
-    for (long item = ith; item < (long)t->n * H; item += nth) {
-        const int tok = (int)(item / H), h = (int)(item % H), kvh = h / group;
+    for (long item = ith; item < (long)t->n * per_tok; item += nth) {
+        const int tok = (int)(item / per_tok), h0 = (int)(item % per_tok) * S, kvh = h0 / group;
         const bn_ctx *sc = t->seq[tok];
         const int p = t->pos[tok]; /* attends to positions 0..p of its own sequence */
         const size_t layer_off = (size_t)t->layer * (size_t)sc->n_ctx * kvd;
-        const float *q = c->q + (size_t)tok * (size_t)hp->n_embd + (size_t)h * hd;
-        float *o = c->att + (size_t)tok * (size_t)hp->n_embd + (size_t)h * hd;
-        memcpy(qh, q, (size_t)hd * sizeof(float));
-        if (!c->kv_f32) bn_round_f16(qh, hd);
-        const size_t off0 = layer_off + (size_t)kvh * hd; /* position 0 of this KV head */
-        if (c->kv_f32)
-            for (int j = 0; j <= p; j++) scores[j] = bn_dot_f32((const float *)sc->k_cache + off0 + (size_t)j * kvd, qh, hd);
-        else bn_attn_dots_f16((const uint16_t *)sc->k_cache + off0, kvd, qh, hd, p + 1, scores);
-        bn_softmax(scores, p + 1, scale);
-        if (t->decode && c->match_reference && !c->kv_f32) bn_round_f16(scores, p + 1);
+        const size_t off0 = layer_off + (size_t)kvh * (size_t)sc->n_ctx * hd; /* position 0 of this KV head */
+        const float *q = c->q + (size_t)tok * (size_t)hp->n_embd + (size_t)h0 * hd; /* heads h0 .. h0+S-1 */
+        float *o = c->att + (size_t)tok * (size_t)hp->n_embd + (size_t)h0 * hd;
+        memcpy(qh, q, (size_t)S * hd * sizeof(float));
+        if (!c->kv_f32) bn_round_f16(qh, (int64_t)S * hd);
         if (c->kv_f32) {
-            memset(o, 0, (size_t)hd * sizeof(float));
-            for (int j = 0; j <= p; j++) bn_axpy_f32(o, scores[j], (const float *)sc->v_cache + off0 + (size_t)j * kvd, hd);
+            for (int s = 0; s < S; s++)
+                for (int j = 0; j <= p; j++)
+                    scores[s * nc + j] = bn_dot_f32((const float *)sc->k_cache + off0 + (size_t)j * hd, qh + s * hd, hd);
         } else {
-            bn_attn_values_f16(o, scores, (const uint16_t *)sc->v_cache + off0, kvd, hd, p + 1);
+            bn_attn_dots_f16_gq((const uint16_t *)sc->k_cache + off0, (size_t)hd, qh, (size_t)hd, S, hd, p + 1, scores, nc);
+        }
+        for (int s = 0; s < S; s++) {
+            bn_softmax(scores + s * nc, p + 1, scale);
+            if (t->decode && c->match_reference && !c->kv_f32) bn_round_f16(scores + s * nc, p + 1);
+        }
+        if (c->kv_f32) {
+            for (int s = 0; s < S; s++) {
+                memset(o + s * hd, 0, (size_t)hd * sizeof(float));
+                for (int j = 0; j <= p; j++)
+                    bn_axpy_f32(o + s * hd, scores[s * nc + j], (const float *)sc->v_cache + off0 + (size_t)j * hd, hd);
+            }
+        } else {
+            bn_attn_values_f16_gq(o, (size_t)hd, scores, nc, S, (const uint16_t *)sc->v_cache + off0, (size_t)hd, hd, p + 1);
         }
     }
 }
@@ -227,15 +253,17 @@ typedef struct {
 
 static void store_kv_token(bn_ctx *c, bn_ctx *sc, int pos, int layer, int t)
 {
-    const size_t kvd = kv_dim(c->m);
-    const size_t off = ((size_t)layer * (size_t)sc->n_ctx + (size_t)pos) * kvd;
-    const float *k = c->k + (size_t)t * kvd, *v = c->v + (size_t)t * kvd;
-    if (c->kv_f32) {
-        memcpy((float *)sc->k_cache + off, k, kvd * sizeof(float));
-        memcpy((float *)sc->v_cache + off, v, kvd * sizeof(float));
-    } else {
-        bn_to_f16((uint16_t *)sc->k_cache + off, k, (int64_t)kvd);
-        bn_to_f16((uint16_t *)sc->v_cache + off, v, (int64_t)kvd);
+    const size_t kvd = kv_dim(c->m), hd = (size_t)c->m->hp.head_dim, nc = (size_t)sc->n_ctx;
+    for (int h = 0; h < c->m->hp.n_head_kv; h++) {
+        const size_t off = ((size_t)layer * nc * kvd) + ((size_t)h * nc + (size_t)pos) * hd;
+        const float *k = c->k + (size_t)t * kvd + (size_t)h * hd, *v = c->v + (size_t)t * kvd + (size_t)h * hd;
+        if (c->kv_f32) {
+            memcpy((float *)sc->k_cache + off, k, hd * sizeof(float));
+            memcpy((float *)sc->v_cache + off, v, hd * sizeof(float));
+        } else {
+            bn_to_f16((uint16_t *)sc->k_cache + off, k, (int64_t)hd);
+            bn_to_f16((uint16_t *)sc->v_cache + off, v, (int64_t)hd);
+        }
     }
 }
 
@@ -325,10 +353,10 @@ static bn_status forward(bn_ctx *c, bn_ctx *const *seq, const int *pos, const in
             if ((st = matmul_shared(c, c->xb, n, w, y, s, 3)) != BN_OK) return st;
         }
         tok_run(c, &(tok_task){.c = c, .seq = seq, .pos = pos, .kind = TOK_ROPE_KV, .layer = l, .n = n});
-        attn_task at = {c, seq, pos, l, n, decode};
+        attn_task at = {c, seq, pos, l, n, decode, attn_share(c, n)};
         /* chunks (each with its own scores buffer) taken by whichever thread is free */
         {
-            const long items = (long)n * hp->n_head, most = (long)ATTN_CHUNKS_PER_THREAD * bn_threadpool_size(c->pool);
+            const long items = (long)n * (hp->n_head / at.share), most = (long)ATTN_CHUNKS_PER_THREAD * bn_threadpool_size(c->pool);
             bn_threadpool_run_chunks(c->pool, attn_worker, &at, (int)(items < most ? items : most));
         }
         if (hp->sub_norms) tok_run(c, &(tok_task){.c = c, .kind = TOK_NORM, .n = n, .w = L->attn_sub_norm});

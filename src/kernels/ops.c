@@ -114,6 +114,7 @@ void bn_silu_mul(float *g, const float *u, int64_t n)
  * versions.  Each keeps the scalar code's order exactly (8 lane accumulators, multiply then add,
  * lanes summed in order), so results do not depend on the CPU. */
 #ifdef BN_OPS_X86
+#define BN_AI_OPS static inline __attribute__((always_inline, target("avx2,f16c")))
 __attribute__((target("avx2,f16c"))) static float dot_f16_f32_avx2(const uint16_t *a, const float *b, int64_t n)
 {
     __m256 acc = _mm256_setzero_ps();
@@ -199,6 +200,65 @@ __attribute__((target("avx2,f16c"))) static void values_f16_avx2(float *o, const
     }
 }
 
+/* Several queries against the same keys or values (the query heads that share a KV head): each
+ * key or value vector is widened from f16 once for all of them.  Every (query, key) score and
+ * every output value gets the additions of the one-query functions above, in their order. */
+BN_AI_OPS void dots_f16_gq(const uint16_t *k, size_t stride, const float *q, size_t qstride, int64_t hd, int64_t n,
+                           float *out, size_t ostride, const int GN, const int KB)
+{
+    int64_t j = 0;
+    for (; j + KB <= n; j += KB) {
+        __m256 acc[4];
+        for (int a = 0; a < GN * KB; a++) acc[a] = _mm256_setzero_ps();
+        int64_t i = 0;
+        for (; i + 8 <= hd; i += 8)
+            for (int kb = 0; kb < KB; kb++) {
+                const __m256 kv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + (size_t)(j + kb) * stride + i)));
+                for (int g = 0; g < GN; g++)
+                    acc[kb * GN + g] = _mm256_add_ps(acc[kb * GN + g], _mm256_mul_ps(kv, _mm256_loadu_ps(q + (size_t)g * qstride + i)));
+            }
+        for (int kb = 0; kb < KB; kb++)
+            for (int g = 0; g < GN; g++) {
+                float lanes[8];
+                _mm256_storeu_ps(lanes, acc[kb * GN + g]);
+                float sum = 0.0f;
+                for (int l = 0; l < 8; l++) sum += lanes[l];
+                const uint16_t *kk = k + (size_t)(j + kb) * stride;
+                for (int64_t ii = i; ii < hd; ii++) sum += bn_fp16_to_fp32(kk[ii]) * q[(size_t)g * qstride + ii];
+                out[(size_t)g * ostride + (size_t)(j + kb)] = sum;
+            }
+    }
+    for (; j < n; j++)
+        for (int g = 0; g < GN; g++) out[(size_t)g * ostride + (size_t)j] = dot_f16_f32_avx2(k + (size_t)j * stride, q + (size_t)g * qstride, hd);
+}
+
+BN_AI_OPS void values_f16_gq(float *o, size_t ostride, const float *p, size_t pstride, const uint16_t *v, size_t stride,
+                             int64_t hd, int64_t n, const int GN, const int NB)
+{
+    int64_t i = 0;
+    for (; i + 8 * NB <= hd; i += 8 * NB) {
+        __m256 y[8];
+        for (int a = 0; a < GN * NB; a++) y[a] = _mm256_setzero_ps();
+        for (int64_t j = 0; j < n; j++) {
+            const uint16_t *vj = v + (size_t)j * stride + i;
+            for (int b = 0; b < NB; b++) {
+                const __m256 vv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vj + 8 * b)));
+                for (int g = 0; g < GN; g++)
+                    y[g * NB + b] = _mm256_add_ps(y[g * NB + b], _mm256_mul_ps(_mm256_set1_ps(p[(size_t)g * pstride + (size_t)j]), vv));
+            }
+        }
+        for (int g = 0; g < GN; g++)
+            for (int b = 0; b < NB; b++) _mm256_storeu_ps(o + (size_t)g * ostride + i + 8 * b, y[g * NB + b]);
+    }
+    /* the remaining dims (fewer than a block): the one-query function's own order per value */
+    for (; i < hd; i++)
+        for (int g = 0; g < GN; g++) {
+            float y = 0.0f;
+            for (int64_t j = 0; j < n; j++) y += p[(size_t)g * pstride + (size_t)j] * bn_fp16_to_fp32(v[(size_t)j * stride + i]);
+            o[(size_t)g * ostride + i] = y;
+        }
+}
+
 static int have_avx2_f16c(void)
 {
     const bn_cpu_features *f = bn_cpu_features_get(); /* detected once; cheap to ask */
@@ -242,6 +302,62 @@ void bn_attn_values_f16(float *o, const float *p, const uint16_t *v, size_t stri
 #endif
     memset(o, 0, (size_t)hd * sizeof(float));
     for (int64_t j = 0; j < n; j++) bn_axpy_f16(o, p[j], v + (size_t)j * stride, hd);
+}
+
+#ifdef BN_OPS_X86
+/* Instantiations for up to four queries: GN queries x KB keys (or NB vectors of values) per step
+ * keep four (eight) independent chains of additions in flight. */
+__attribute__((target("avx2,f16c"))) static void dots_gq_avx2(const uint16_t *k, size_t stride, const float *q, size_t qstride,
+                                                               int G, int64_t hd, int64_t n, float *out, size_t ostride)
+{
+    for (int g0 = 0; g0 < G;) {
+        const int gn = G - g0 >= 4 ? 4 : G - g0 >= 2 ? 2 : 1;
+        const float *qq = q + (size_t)g0 * qstride;
+        float *oo = out + (size_t)g0 * ostride;
+        if (gn == 4) dots_f16_gq(k, stride, qq, qstride, hd, n, oo, ostride, 4, 1);
+        else if (gn == 2) dots_f16_gq(k, stride, qq, qstride, hd, n, oo, ostride, 2, 2);
+        else dots_f16_avx2(k, stride, qq, hd, n, oo);
+        g0 += gn;
+    }
+}
+
+__attribute__((target("avx2,f16c"))) static void values_gq_avx2(float *o, size_t ostride, const float *p, size_t pstride, int G,
+                                                                 const uint16_t *v, size_t stride, int64_t hd, int64_t n)
+{
+    for (int g0 = 0; g0 < G;) {
+        const int gn = G - g0 >= 4 ? 4 : G - g0 >= 2 ? 2 : 1;
+        float *oo = o + (size_t)g0 * ostride;
+        const float *pp = p + (size_t)g0 * pstride;
+        if (gn == 4) values_f16_gq(oo, ostride, pp, pstride, v, stride, hd, n, 4, 2);
+        else if (gn == 2) values_f16_gq(oo, ostride, pp, pstride, v, stride, hd, n, 2, 4);
+        else values_f16_avx2(oo, pp, v, stride, hd, n);
+        g0 += gn;
+    }
+}
+#endif
+
+void bn_attn_dots_f16_gq(const uint16_t *k, size_t stride, const float *q, size_t qstride, int G, int64_t hd, int64_t n,
+                         float *out, size_t ostride)
+{
+#ifdef BN_OPS_X86
+    if (have_avx2_f16c()) {
+        dots_gq_avx2(k, stride, q, qstride, G, hd, n, out, ostride);
+        return;
+    }
+#endif
+    for (int g = 0; g < G; g++) bn_attn_dots_f16(k, stride, q + (size_t)g * qstride, hd, n, out + (size_t)g * ostride);
+}
+
+void bn_attn_values_f16_gq(float *o, size_t ostride, const float *p, size_t pstride, int G, const uint16_t *v, size_t stride,
+                           int64_t hd, int64_t n)
+{
+#ifdef BN_OPS_X86
+    if (have_avx2_f16c()) {
+        values_gq_avx2(o, ostride, p, pstride, G, v, stride, hd, n);
+        return;
+    }
+#endif
+    for (int g = 0; g < G; g++) bn_attn_values_f16(o + (size_t)g * ostride, p + (size_t)g * pstride, v, stride, hd, n);
 }
 
 void bn_axpy_f16(float *y, float a, const uint16_t *v, int64_t n)

@@ -40,6 +40,14 @@ void bn_axpy_f16(float *y, float a, const uint16_t *v, int64_t n);
  * order).  The same bits as those calls, computed several positions or values at a time. */
 void bn_attn_dots_f16(const uint16_t *k, size_t stride, const float *q, int64_t hd, int64_t n, float *out);
 void bn_attn_values_f16(float *o, const float *p, const uint16_t *v, size_t stride, int64_t hd, int64_t n);
+/* The same for G queries sharing the keys and values (query heads of one KV head): query g at
+ * q + g * qstride, its scores at out + g * ostride (p + g * pstride), its output at o + g * ostride.
+ * Each score and value has the bits of the one-query functions; each key or value row is widened
+ * from f16 once for all G queries. */
+void bn_attn_dots_f16_gq(const uint16_t *k, size_t stride, const float *q, size_t qstride, int G, int64_t hd, int64_t n,
+                         float *out, size_t ostride);
+void bn_attn_values_f16_gq(float *o, size_t ostride, const float *p, size_t pstride, int G, const uint16_t *v, size_t stride,
+                           int64_t hd, int64_t n);
 float bn_dot_f32(const float *a, const float *b, int64_t n);
 void bn_axpy_f32(float *y, float a, const float *v, int64_t n);
 

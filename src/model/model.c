@@ -72,6 +72,9 @@ static bn_status load_hparams(bn_model *m)
     if (hp->n_head % hp->n_head_kv)
         return bn_error(BN_ERR_FORMAT, "head_count %d is not a multiple of head_count_kv %d", hp->n_head, hp->n_head_kv);
     hp->head_dim = hp->n_embd / hp->n_head;
+    if (hp->head_dim > 1024) /* attention keeps a few heads' queries on the stack */
+        return bn_error(BN_ERR_UNSUPPORTED, "head dimension %d (embedding_length / head_count) is larger than 1024",
+                        hp->head_dim);
     if ((st = get_int(g, a, "rope.dimension_count", false, hp->head_dim, &hp->n_rot))) return st;
     if (hp->n_rot > hp->head_dim || hp->n_rot % 2 || hp->n_rot > 1024)
         return bn_error(BN_ERR_FORMAT, "%s.rope.dimension_count = %d does not fit head dimension %d", a, hp->n_rot,

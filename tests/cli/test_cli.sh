@@ -77,12 +77,18 @@ for ty in i2_s tq1_0 tq2_0; do
   "$BITNET" gen-model --shape 2x256 --type $ty --seed 5 -o "$TMP/g_$ty.gguf" 2>/dev/null
   check "gen-model $ty loads and runs" "'$BITNET' run -m '$TMP/g_$ty.gguf' -p 'abc' -n 4 --temp 0 >/dev/null 2>&1"
 done
+"$BITNET" gen-model --shape 1x2048 --heads 1 --vocab 300 -o "$TMP/hd2048.gguf" >/dev/null 2>&1
+check "a head dimension over 1024 is refused with a message" "! '$BITNET' run -m '$TMP/hd2048.gguf' -p a -n 1 >/dev/null 2>'$TMP/hd.err' && grep -q 'head dimension 2048' '$TMP/hd.err'"
 check "gen-model writes the official key set" "'$BITNET' info '$TMP/g_i2_s.gguf' --json | python3 -c \"import json,sys; j=json.load(sys.stdin); s=json.dumps(j); sys.exit(not ('bitnet-b1.58' in s and 'I2_S' in s))\""
 check "gen-model is deterministic" "'$BITNET' gen-model --shape tiny --seed 5 -o '$TMP/d1.gguf' 2>/dev/null && '$BITNET' gen-model --shape tiny --seed 5 -o '$TMP/d2.gguf' 2>/dev/null && cmp -s '$TMP/d1.gguf' '$TMP/d2.gguf'"
 check "gen-model tq types hold the same weights" "'$BITNET' eval -m '$TMP/g_tq1_0.gguf' --tokens '510 1 2 3' --logits-out '$TMP/a.f32' && '$BITNET' eval -m '$TMP/g_tq2_0.gguf' --tokens '510 1 2 3' --logits-out '$TMP/b.f32' && cmp -s '$TMP/a.f32' '$TMP/b.f32'"
 
 # 5. bench: llama-bench field names in JSON
 "$BITNET" bench -m "$DATA/reference/V1/model.gguf" -p 16 -n 8 -t 1 -r 2 --no-bandwidth -o json >"$TMP/b.json" 2>/dev/null
+"$BITNET" bench -m "$DATA/reference/V1/model.gguf" -p 8 -n 4 -d 0,16 -t 1 -r 1 --no-bandwidth -o json >"$TMP/bd.json" 2>/dev/null
+check "bench -d: one record per depth, n_depth as llama-bench names it" "python3 -c \"import json; r=json.load(open('$TMP/bd.json')); assert [(x['n_prompt'],x['n_gen'],x['n_depth']) for x in r]==[(8,0,0),(0,4,0),(8,0,16),(0,4,16)] and all(x['avg_ts']>0 for x in r)\""
+check "bench -d: the table says the depth" "'$BITNET' bench -m '$DATA/reference/V1/model.gguf' -p 0 -n 2 -d 8 -r 1 --no-bandwidth | grep -q 'tg2 @ d8'"
+check "bench -d: a bad depth is refused" "! '$BITNET' bench -m '$DATA/reference/V1/model.gguf' -d x >/dev/null 2>&1"
 check "bench JSON has llama-bench fields" "python3 -c \"import json; r=json.load(open('$TMP/b.json')); assert len(r)==2 and all(k in r[0] for k in ('n_prompt','n_gen','n_threads','avg_ts','stddev_ts')) and r[0]['avg_ts']>0\""
 
 # 5b. repacked I2_S weights: said by info --system, run and bench where the kernels use them;

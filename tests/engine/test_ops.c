@@ -81,6 +81,45 @@ static void test_attention_many_positions(void **state)
     bn_kernels_force(BN_KERNEL_REF);
 }
 
+/* Several queries sharing keys and values (grouped-query attention) give each query's one-query
+ * bits: G from 1 to 6 (groups of 4, 2 and 1 inside), head sizes with and without tails, any
+ * number of positions, with the reference and the best SIMD implementation. */
+static void test_attention_grouped_queries(void **state)
+{
+    (void)state;
+    srand(17);
+    const int hds[4] = {128, 64, 100, 12}, stride = 300;
+    for (int hi = 0; hi < 4; hi++)
+        for (int G = 1; G <= 6; G++)
+            for (int n = 1; n <= 37; n += (n < 9 ? 1 : 14)) {
+                const int hd = hds[hi];
+                uint16_t *k = malloc((size_t)n * stride * 2), *v = malloc((size_t)n * stride * 2);
+                float q[6 * 128], p[6 * 37], want[6 * 37], got[6 * 37], o_want[6 * 128], o_got[6 * 128];
+                for (int i = 0; i < n * stride; i++) {
+                    k[i] = bn_fp32_to_fp16(frand() * 4);
+                    v[i] = bn_fp32_to_fp16(frand() * 4);
+                }
+                for (int i = 0; i < G * hd; i++) q[i] = frand();
+                for (int i = 0; i < G * n; i++) p[i] = frand();
+                for (int impl = 0; impl < 2; impl++) {
+                    if (impl == 0) assert_int_equal(bn_kernels_force(BN_KERNEL_REF), BN_OK);
+                    else
+                        for (int kk = BN_KERNEL_AVX512; kk >= BN_KERNEL_AVX2; kk--)
+                            if (bn_kernels_force((bn_kernel_impl)kk) == BN_OK) break;
+                    for (int g = 0; g < G; g++) {
+                        bn_attn_dots_f16(k, stride, q + g * hd, hd, n, want + g * n);
+                        bn_attn_values_f16(o_want + g * hd, p + g * n, v, stride, hd, n);
+                    }
+                    bn_attn_dots_f16_gq(k, stride, q, (size_t)hd, G, hd, n, got, (size_t)n);
+                    bn_attn_values_f16_gq(o_got, (size_t)hd, p, (size_t)n, G, v, stride, hd, n);
+                    assert_memory_equal(want, got, (size_t)(G * n) * sizeof(float));
+                    assert_memory_equal(o_want, o_got, (size_t)(G * hd) * sizeof(float));
+                }
+                free(k), free(v);
+            }
+    bn_kernels_force(BN_KERNEL_REF);
+}
+
 static void test_rmsnorm(void **state)
 {
     (void)state;
@@ -208,6 +247,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attention_dots_simd_equals_ref),
         cmocka_unit_test(test_attention_many_positions),
+        cmocka_unit_test(test_attention_grouped_queries),
         cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_rmsnorm_rows),
         cmocka_unit_test(test_f16_conversions_simd_equal_ref),

@@ -23,6 +23,8 @@ static void bench_usage(FILE *f)
                "  -m, --model PATH     GGUF model (default: the bundled model)\n"
                "  -p, --n-prompt LIST  prompt lengths, comma-separated; 0 skips (default 512)\n"
                "  -n, --n-gen LIST     generated tokens, comma-separated; 0 skips (default 128)\n"
+               "  -d, --n-depth LIST   tokens already in the context when each test starts,\n"
+               "                       comma-separated (default 0; filled untimed, as llama-bench -d)\n"
                "  -t, --threads LIST   thread counts, comma-separated (default: physical cores)\n"
                "  -r, --repetitions N  repetitions of each test (default 5)\n"
                "      --kv f16|f32     KV cache precision (default f16)\n"
@@ -133,7 +135,7 @@ static void measure_bandwidths(const long *threads, int n, double *out)
 }
 
 typedef struct {
-    int n_prompt, n_gen, threads;
+    int n_prompt, n_gen, n_depth, threads;
     double avg_ts, stddev_ts, bw_gbs;
     double samples[64];
     int n_samples;
@@ -154,11 +156,25 @@ static bitnet_token rand_token(uint64_t *state, int n_vocab)
     return (bitnet_token)((*state >> 33) % (uint64_t)n_vocab);
 }
 
-/* One repetition: a fresh cache, then either n_prompt tokens in one eval or n_gen single steps. */
-static bool run_test(bitnet_context *c, int n_vocab, int n_prompt, int n_gen, double *tps)
+/* Fills the context with `depth` random tokens (untimed); each repetition then starts from there. */
+static bool fill_depth(bitnet_context *c, int n_vocab, int depth)
+{
+    uint64_t rng = 777;
+    bitnet_context_truncate(c, 0);
+    if (depth == 0) return true;
+    bitnet_token *ids = malloc((size_t)depth * sizeof *ids);
+    if (!ids) return false;
+    for (int i = 0; i < depth; i++) ids[i] = rand_token(&rng, n_vocab);
+    bool ok = bitnet_eval(c, ids, depth, false) == BITNET_OK;
+    free(ids);
+    return ok;
+}
+
+/* One repetition from the filled depth: either n_prompt tokens in one eval or n_gen single steps. */
+static bool run_test(bitnet_context *c, int n_vocab, int depth, int n_prompt, int n_gen, double *tps)
 {
     uint64_t rng = 12345;
-    bitnet_context_truncate(c, 0);
+    if (bitnet_context_truncate(c, depth) != BITNET_OK) return false;
     if (n_prompt > 0) {
         bitnet_token *ids = malloc((size_t)n_prompt * sizeof *ids);
         if (!ids) return false;
@@ -183,8 +199,8 @@ static bool run_test(bitnet_context *c, int n_vocab, int n_prompt, int n_gen, do
 int cmd_bench(int argc, char **argv)
 {
     const char *model = NULL, *fmt = "md";
-    long prompts[MAX_LIST] = {512}, gens[MAX_LIST] = {128}, threads[MAX_LIST] = {0}, reps = 5;
-    int n_p = 1, n_g = 1, n_t = 1;
+    long prompts[MAX_LIST] = {512}, gens[MAX_LIST] = {128}, depths[MAX_LIST] = {0}, threads[MAX_LIST] = {0}, reps = 5;
+    int n_p = 1, n_g = 1, n_d = 1, n_t = 1;
     bool measure_bw = true;
     bitnet_kv_type kv = BITNET_KV_F16;
     bitnet_model_params mp;
@@ -214,6 +230,8 @@ int cmd_bench(int argc, char **argv)
             if ((n_p = parse_list(a, v, 0, 1 << 16, prompts)) < 0) return 2;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
             if ((n_g = parse_list(a, v, 0, 1 << 16, gens)) < 0) return 2;
+        } else if (!strcmp(a, "-d") || !strcmp(a, "--n-depth")) {
+            if ((n_d = parse_list(a, v, 0, 1 << 20, depths)) < 0) return 2;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if ((n_t = parse_list(a, v, 1, 256, threads)) < 0) return 2;
         } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
@@ -247,14 +265,20 @@ int cmd_bench(int argc, char **argv)
     bitnet_model_info info;
     bitnet_model_info_get(m, &info);
 
-    record recs[MAX_LIST * MAX_LIST * 2];
+    record *recs = calloc((size_t)n_t * (size_t)(n_p + n_g) * (size_t)n_d, sizeof *recs);
+    if (!recs) {
+        bitnet_model_free(m);
+        return cli_fail("allocating");
+    }
     int n_rec = 0;
     int rc = 0;
     for (int ti = 0; ti < n_t && rc == 0; ti++) {
         double bw = measure_bw ? bws[ti] : 0;
-        long max_ctx = 1;
+        long max_ctx = 1, max_depth = 0;
         for (int i = 0; i < n_p; i++) max_ctx = prompts[i] > max_ctx ? prompts[i] : max_ctx;
         for (int i = 0; i < n_g; i++) max_ctx = gens[i] + 1 > max_ctx ? gens[i] + 1 : max_ctx;
+        for (int i = 0; i < n_d; i++) max_depth = depths[i] > max_depth ? depths[i] : max_depth;
+        max_ctx += max_depth;
         bitnet_context_params cp;
         bitnet_context_params_default(&cp);
         cp.n_threads = (int)threads[ti];
@@ -265,26 +289,33 @@ int cmd_bench(int argc, char **argv)
             rc = cli_fail("creating a context");
             break;
         }
-        for (int kind = 0; kind < 2 && rc == 0; kind++) {
-            int count = kind ? n_g : n_p;
-            for (int i = 0; i < count && rc == 0; i++) {
-                int np = kind ? 0 : (int)prompts[i], ng = kind ? (int)gens[i] : 0;
-                if (np == 0 && ng == 0) continue;
-                record *r = &recs[n_rec++];
-                memset(r, 0, sizeof *r);
-                r->n_prompt = np;
-                r->n_gen = ng;
-                r->threads = (int)threads[ti];
-                r->bw_gbs = bw;
-                double warm;
-                run_test(c, info.n_vocab, np, ng > 8 ? 8 : ng, &warm); /* warm-up, not counted */
-                for (long rep = 0; rep < reps; rep++) {
-                    if (!run_test(c, info.n_vocab, np, ng, &r->samples[r->n_samples++])) {
-                        rc = cli_fail("evaluating");
-                        break;
+        for (int di = 0; di < n_d && rc == 0; di++) {
+            const int depth = (int)depths[di];
+            if (!fill_depth(c, info.n_vocab, depth)) {
+                rc = cli_fail("filling the context");
+                break;
+            }
+            for (int kind = 0; kind < 2 && rc == 0; kind++) {
+                int count = kind ? n_g : n_p;
+                for (int i = 0; i < count && rc == 0; i++) {
+                    int np = kind ? 0 : (int)prompts[i], ng = kind ? (int)gens[i] : 0;
+                    if (np == 0 && ng == 0) continue;
+                    record *r = &recs[n_rec++];
+                    r->n_prompt = np;
+                    r->n_gen = ng;
+                    r->n_depth = depth;
+                    r->threads = (int)threads[ti];
+                    r->bw_gbs = bw;
+                    double warm;
+                    run_test(c, info.n_vocab, depth, np, ng > 8 ? 8 : ng, &warm); /* warm-up, not counted */
+                    for (long rep = 0; rep < reps; rep++) {
+                        if (!run_test(c, info.n_vocab, depth, np, ng, &r->samples[r->n_samples++])) {
+                            rc = cli_fail("evaluating");
+                            break;
+                        }
                     }
+                    stats(r);
                 }
-                stats(r);
             }
         }
         bitnet_context_free(c);
@@ -301,10 +332,10 @@ int cmd_bench(int argc, char **argv)
             record *r = &recs[i];
             printf("  {\"build_commit\": \"bitnet.c-%s\", \"cpu_info\": \"%s\", \"backends\": \"CPU\", \"model_filename\": "
                    "\"%s\", \"model_type\": \"%s\", \"model_size\": %llu, \"model_n_params\": %llu, \"n_threads\": %d, "
-                   "\"type_k\": \"%s\", \"type_v\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, \"avg_ts\": %.6f, "
+                   "\"type_k\": \"%s\", \"type_v\": \"%s\", \"n_prompt\": %d, \"n_gen\": %d, \"n_depth\": %d, \"avg_ts\": %.6f, "
                    "\"stddev_ts\": %.6f, \"samples_ts\": [",
                    bitnet_version(), sys.kernels, model, info.arch, (unsigned long long)info.weight_bytes,
-                   (unsigned long long)info.n_params, r->threads, kvs, kvs, r->n_prompt, r->n_gen, r->avg_ts,
+                   (unsigned long long)info.n_params, r->threads, kvs, kvs, r->n_prompt, r->n_gen, r->n_depth, r->avg_ts,
                    r->stddev_ts);
             for (int k = 0; k < r->n_samples; k++) printf(k ? ", %.6f" : "%.6f", r->samples[k]);
             printf("], \"load_s\": %.4f, \"peak_rss_mib\": %.1f, \"bytes_per_token\": %.0f, \"read_bw_gbs\": %.3f", load_s,
@@ -315,10 +346,12 @@ int cmd_bench(int argc, char **argv)
         }
         printf("]\n");
     } else if (!strcmp(fmt, "csv")) {
-        printf("model_filename,n_threads,n_prompt,n_gen,avg_ts,stddev_ts,load_s,peak_rss_mib,bytes_per_token,read_bw_gbs\n");
+        printf("model_filename,n_threads,n_prompt,n_gen,avg_ts,stddev_ts,load_s,peak_rss_mib,bytes_per_token,read_bw_gbs,"
+               "n_depth\n");
         for (int i = 0; i < n_rec; i++)
-            printf("%s,%d,%d,%d,%.4f,%.4f,%.4f,%.1f,%.0f,%.3f\n", model, recs[i].threads, recs[i].n_prompt,
-                   recs[i].n_gen, recs[i].avg_ts, recs[i].stddev_ts, load_s, rss_mib, bytes_per_tok, recs[i].bw_gbs);
+            printf("%s,%d,%d,%d,%.4f,%.4f,%.4f,%.1f,%.0f,%.3f,%d\n", model, recs[i].threads, recs[i].n_prompt,
+                   recs[i].n_gen, recs[i].avg_ts, recs[i].stddev_ts, load_s, rss_mib, bytes_per_tok, recs[i].bw_gbs,
+                   recs[i].n_depth);
     } else {
         printf("model: %s (%s, %.1f MiB of weights, %.2f G params) · kernels: %s · load %.2f s · peak RSS %.0f MiB",
                model, info.arch, info.weight_bytes / 1048576.0, info.n_params / 1e9, sys.kernels, load_s, rss_mib);
@@ -328,14 +361,16 @@ int cmd_bench(int argc, char **argv)
         for (int i = 0; i < n_rec; i++) {
             record *r = &recs[i];
             char test[32], roof[32] = "";
-            if (r->n_prompt) snprintf(test, sizeof test, "pp%d", r->n_prompt);
-            else snprintf(test, sizeof test, "tg%d", r->n_gen);
+            int len = r->n_prompt ? snprintf(test, sizeof test, "pp%d", r->n_prompt) : snprintf(test, sizeof test, "tg%d", r->n_gen);
+            if (r->n_depth && len > 0 && (size_t)len < sizeof test)
+                snprintf(test + len, sizeof test - (size_t)len, " @ d%d", r->n_depth);
             if (r->n_gen && r->bw_gbs > 0)
                 snprintf(roof, sizeof roof, "%.0f%%", 100 * r->avg_ts * bytes_per_tok / (r->bw_gbs * 1e9));
             printf("| %d | %s | %.2f ± %.2f | %.1f | %s |\n", r->threads, test, r->avg_ts, r->stddev_ts, r->bw_gbs, roof);
         }
         printf("\nweight bytes read per generated token: %.0f (every layer and the output head)\n", bytes_per_tok);
     }
+    free(recs);
     bitnet_model_free(m);
     return rc;
 }
