@@ -115,6 +115,7 @@ void bn_silu_mul(float *g, const float *u, int64_t n)
  * lanes summed in order), so results do not depend on the CPU. */
 #ifdef BN_OPS_X86
 #define BN_AI_OPS static inline __attribute__((always_inline, target("avx2,f16c")))
+#define BN_AI_OPS_512 static inline __attribute__((always_inline, target("avx512f,avx2,f16c")))
 __attribute__((target("avx2,f16c"))) static float dot_f16_f32_avx2(const uint16_t *a, const float *b, int64_t n)
 {
     __m256 acc = _mm256_setzero_ps();
@@ -305,6 +306,54 @@ void bn_attn_values_f16(float *o, const float *p, const uint16_t *v, size_t stri
 }
 
 #ifdef BN_OPS_X86
+/* Values with AVX-512: a head of 64 or 128 values fits in 4 or 8 zmm per query, so for up to two
+ * queries the cached values are read in one sequential pass, where the 8-wide blocks above go over
+ * them once per block.  The same adds per element (y = y + p * v, positions in order). */
+BN_AI_OPS_512 void values_f16_z(float *o, size_t ostride, const float *p, size_t pstride, const uint16_t *v, size_t stride,
+                                int64_t n, const int GN, const int NB)
+{
+    __m512 y[2][8];
+    for (int g = 0; g < GN; g++)
+        for (int b = 0; b < NB; b++) y[g][b] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; j++) {
+        const uint16_t *vj = v + (size_t)j * stride;
+        __m512 a[2];
+        for (int g = 0; g < GN; g++) a[g] = _mm512_set1_ps(p[(size_t)g * pstride + (size_t)j]);
+        for (int b = 0; b < NB; b++) {
+            const __m512 vv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vj + 16 * b)));
+            for (int g = 0; g < GN; g++) y[g][b] = _mm512_add_ps(y[g][b], _mm512_mul_ps(a[g], vv));
+        }
+    }
+    for (int g = 0; g < GN; g++)
+        for (int b = 0; b < NB; b++) _mm512_storeu_ps(o + (size_t)g * ostride + 16 * b, y[g][b]);
+}
+
+/* Whether values_f16_z takes this product (it needs the AVX-512 kernels in use). */
+static int values_z_ok(int64_t hd)
+{
+    const bn_cpu_features *f = bn_cpu_features_get();
+    return (hd == 64 || hd == 128) && f->avx512f && f->f16c && bn_kernels_active() == BN_KERNEL_AVX512;
+}
+
+__attribute__((target("avx512f,avx2,f16c"))) static void values_z(float *o, size_t ostride, const float *p, size_t pstride,
+                                                                   int G, const uint16_t *v, size_t stride, int64_t hd,
+                                                                   int64_t n)
+{
+    for (int g0 = 0; g0 < G;) {
+        const int gn = G - g0 >= 2 ? 2 : 1;
+        float *oo = o + (size_t)g0 * ostride;
+        const float *pp = p + (size_t)g0 * pstride;
+        if (hd == 128) {
+            if (gn == 2) values_f16_z(oo, ostride, pp, pstride, v, stride, n, 2, 8);
+            else values_f16_z(oo, ostride, pp, pstride, v, stride, n, 1, 8);
+        } else {
+            if (gn == 2) values_f16_z(oo, ostride, pp, pstride, v, stride, n, 2, 4);
+            else values_f16_z(oo, ostride, pp, pstride, v, stride, n, 1, 4);
+        }
+        g0 += gn;
+    }
+}
+
 /* Instantiations for up to four queries: GN queries x KB keys (or NB vectors of values) per step
  * keep four (eight) independent chains of additions in flight. */
 __attribute__((target("avx2,f16c"))) static void dots_gq_avx2(const uint16_t *k, size_t stride, const float *q, size_t qstride,
@@ -352,6 +401,10 @@ void bn_attn_values_f16_gq(float *o, size_t ostride, const float *p, size_t pstr
                            int64_t hd, int64_t n)
 {
 #ifdef BN_OPS_X86
+    if (values_z_ok(hd)) {
+        values_z(o, ostride, p, pstride, G, v, stride, hd, n);
+        return;
+    }
     if (have_avx2_f16c()) {
         values_gq_avx2(o, ostride, p, pstride, G, v, stride, hd, n);
         return;
