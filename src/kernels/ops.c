@@ -402,12 +402,13 @@ __attribute__((target("avx2,f16c"))) static void dots_gq_avx2(const uint16_t *k,
 __attribute__((target("avx2,f16c"))) static void values_gq_avx2(float *o, size_t ostride, const float *p, size_t pstride, int G,
                                                                  const uint16_t *v, size_t stride, int64_t hd, int64_t n)
 {
+    /* pairs of queries: four would need 16-value blocks, one pass over the values per block (measured
+     * slower than two passes of 32-value blocks for two queries each) */
     for (int g0 = 0; g0 < G;) {
-        const int gn = G - g0 >= 4 ? 4 : G - g0 >= 2 ? 2 : 1;
+        const int gn = G - g0 >= 2 ? 2 : 1;
         float *oo = o + (size_t)g0 * ostride;
         const float *pp = p + (size_t)g0 * pstride;
-        if (gn == 4) values_f16_gq(oo, ostride, pp, pstride, v, stride, hd, n, 4, 2);
-        else if (gn == 2) values_f16_gq(oo, ostride, pp, pstride, v, stride, hd, n, 2, 4);
+        if (gn == 2) values_f16_gq(oo, ostride, pp, pstride, v, stride, hd, n, 2, 4);
         else values_f16_avx2(oo, pp, v, stride, hd, n);
         g0 += gn;
     }
