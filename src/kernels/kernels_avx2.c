@@ -145,26 +145,19 @@ BN_AI void i2s_tile2(const bn_i2s_rowptr rows[2], int64_t nblk, const int8_t *q0
         for (int t = 0; t < T; t++) out[r * T + t] = hsum_i32(tot[r][t]);
 }
 
+/* i2s_row for one token, with the signature bn_i2s_gemv_rows takes */
+static void i2s_row_1(const bn_i2s_rowptr *row, int64_t nblk, const int8_t *q, int64_t K, int T, int32_t *out)
+{
+    (void)T;
+    i2s_row(row, nblk, q, K, 1, out);
+}
+
 static void mm_i2s_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
 {
     const void *pk = bn_weight_packed(w); /* once: another thread may publish it meanwhile */
     const int64_t K = w->cols, nblk = K / 128, rb = K / 4, R = row_tile((size_t)rb);
     if (a->n_tok == 1) {
-        const float d = a->d[0], sum = (float)a->sum[0];
-        const int64_t gend = pk ? (w->rows & ~(int64_t)3) : 0; /* rows in x4 groups */
-        for (int64_t r = r0; r < r1;) {
-            int32_t acc[4];
-            if (r % 4 == 0 && r + 4 <= r1 && r < gend) {
-                i2s_gemv_x4((const uint8_t *)pk + r * rb, nblk, a->q, acc);
-                for (int i = 0; i < 4; i++) y[r + i] = ((float)acc[i] - sum) / d * w->scale;
-                r += 4;
-            } else {
-                bn_i2s_rowptr row = bn_i2s_row_at(w, pk, r);
-                i2s_row(&row, nblk, a->q, K, 1, acc);
-                y[r] = ((float)acc[0] - sum) / d * w->scale;
-                r++;
-            }
-        }
+        bn_i2s_gemv_rows(w, pk, a->q, a->d[0], a->sum[0], y, r0, r1, i2s_gemv_x4, i2s_row_1);
         return;
     }
     int64_t RT = R + (R & 1); /* whole row pairs per tile */

@@ -121,6 +121,32 @@ static inline bn_i2s_rowptr bn_i2s_row_at(const bn_weight *w, const void *pk, in
     return R;
 }
 
+/* The single-token I2_S product over rows [r0, r1), shared by the x86 files: whole groups of four
+ * rows of the repacked copy pk through gemv_x4 (one memory stream), other rows one at a time
+ * through row (T = 1), each file passing its own kernels; then the reference's float step. */
+typedef void (*bn_i2s_gemv_x4_fn)(const uint8_t *g, int64_t nblk, const int8_t *q, int32_t out[4]);
+typedef void (*bn_i2s_row_fn)(const bn_i2s_rowptr *row, int64_t nblk, const int8_t *q, int64_t K, int T, int32_t *out);
+static inline void bn_i2s_gemv_rows(const bn_weight *w, const void *pk, const int8_t *q, float d, int32_t qsum, float *y,
+                                    int64_t r0, int64_t r1, bn_i2s_gemv_x4_fn gemv_x4, bn_i2s_row_fn row)
+{
+    const int64_t K = w->cols, nblk = K / 128, rb = K / 4;
+    const int64_t gend = pk ? (w->rows & ~(int64_t)3) : 0; /* rows in x4 groups */
+    const float sum = (float)qsum;
+    for (int64_t r = r0; r < r1;) {
+        int32_t acc[4];
+        if (r % 4 == 0 && r + 4 <= r1 && r < gend) {
+            gemv_x4((const uint8_t *)pk + r * rb, nblk, q, acc);
+            for (int i = 0; i < 4; i++) y[r + i] = ((float)acc[i] - sum) / d * w->scale;
+            r += 4;
+        } else {
+            bn_i2s_rowptr R = bn_i2s_row_at(w, pk, r);
+            row(&R, nblk, q, K, 1, acc);
+            y[r] = ((float)acc[0] - sum) / d * w->scale;
+            r++;
+        }
+    }
+}
+
 /* The 32 bytes of block b of a row. */
 static inline const uint8_t *bn_i2s_block(const bn_i2s_rowptr *R, int64_t b, int64_t nblk)
 {

@@ -143,34 +143,6 @@ __attribute__((target("avx2,f16c"))) static void axpy_f16_avx2(float *y, float a
     for (; i < n; i++) y[i] += a * bn_fp16_to_fp32(v[i]);
 }
 
-/* n keys' scores at once, four at a time so that four chains of additions overlap; each key's
- * additions are dot_f16_f32_avx2's, in its order, so each score has the same bits. */
-__attribute__((target("avx2,f16c"))) static void dots_f16_avx2(const uint16_t *k, size_t stride, const float *q,
-                                                               int64_t hd, int64_t n, float *out)
-{
-    int64_t j = 0;
-    for (; j + 4 <= n; j += 4) {
-        const uint16_t *kk[4] = {k + (size_t)j * stride, k + (size_t)(j + 1) * stride, k + (size_t)(j + 2) * stride,
-                                 k + (size_t)(j + 3) * stride};
-        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-        int64_t i = 0;
-        for (; i + 8 <= hd; i += 8) {
-            const __m256 qv = _mm256_loadu_ps(q + i);
-            for (int t = 0; t < 4; t++)
-                acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kk[t] + i))), qv));
-        }
-        for (int t = 0; t < 4; t++) {
-            float lanes[8];
-            _mm256_storeu_ps(lanes, acc[t]);
-            float sum = 0.0f;
-            for (int l = 0; l < 8; l++) sum += lanes[l];
-            for (int64_t ii = i; ii < hd; ii++) sum += bn_fp16_to_fp32(kk[t][ii]) * q[ii];
-            out[j + t] = sum;
-        }
-    }
-    for (; j < n; j++) out[j] = dot_f16_f32_avx2(k + (size_t)j * stride, q, hd);
-}
-
 /* o = sum_j p[j] v_j, added in j order as repeated axpy_f16_avx2 calls from o = 0 would, but with 32
  * values of o held in registers across all j instead of stored and reloaded for each j. */
 __attribute__((target("avx2,f16c"))) static void values_f16_avx2(float *o, const float *p, const uint16_t *v,
@@ -311,29 +283,6 @@ float bn_dot_f16_f32(const uint16_t *a, const float *b, int64_t n)
     return sum;
 }
 
-void bn_attn_dots_f16(const uint16_t *k, size_t stride, const float *q, int64_t hd, int64_t n, float *out)
-{
-#ifdef BN_OPS_X86
-    if (have_avx2_f16c()) {
-        dots_f16_avx2(k, stride, q, hd, n, out);
-        return;
-    }
-#endif
-    for (int64_t j = 0; j < n; j++) out[j] = bn_dot_f16_f32(k + (size_t)j * stride, q, hd);
-}
-
-void bn_attn_values_f16(float *o, const float *p, const uint16_t *v, size_t stride, int64_t hd, int64_t n)
-{
-#ifdef BN_OPS_X86
-    if (have_avx2_f16c()) {
-        values_f16_avx2(o, p, v, stride, hd, n);
-        return;
-    }
-#endif
-    memset(o, 0, (size_t)hd * sizeof(float));
-    for (int64_t j = 0; j < n; j++) bn_axpy_f16(o, p[j], v + (size_t)j * stride, hd);
-}
-
 #ifdef BN_OPS_X86
 /* Values with AVX-512: a head of 64 or 128 values fits in 4 or 8 zmm per query, so for up to two
  * queries the cached values are read in one sequential pass, where the 8-wide blocks above go over
@@ -414,6 +363,34 @@ __attribute__((target("avx2,f16c"))) static void values_gq_avx2(float *o, size_t
     }
 }
 #endif
+
+/* One query: the grouped functions with G = 1 where SIMD runs (the same kernels). */
+void bn_attn_dots_f16(const uint16_t *k, size_t stride, const float *q, int64_t hd, int64_t n, float *out)
+{
+#ifdef BN_OPS_X86
+    if (have_avx2_f16c()) {
+        dots_gq_avx2(k, stride, q, (size_t)hd, 1, hd, n, out, (size_t)n);
+        return;
+    }
+#endif
+    for (int64_t j = 0; j < n; j++) out[j] = bn_dot_f16_f32(k + (size_t)j * stride, q, hd);
+}
+
+void bn_attn_values_f16(float *o, const float *p, const uint16_t *v, size_t stride, int64_t hd, int64_t n)
+{
+#ifdef BN_OPS_X86
+    if (values_z_ok(hd)) {
+        values_z(o, (size_t)hd, p, (size_t)n, 1, v, stride, hd, n);
+        return;
+    }
+    if (have_avx2_f16c()) {
+        values_f16_avx2(o, p, v, stride, hd, n);
+        return;
+    }
+#endif
+    memset(o, 0, (size_t)hd * sizeof(float));
+    for (int64_t j = 0; j < n; j++) bn_axpy_f16(o, p[j], v + (size_t)j * stride, hd);
+}
 
 void bn_attn_dots_f16_gq(const uint16_t *k, size_t stride, const float *q, size_t qstride, int G, int64_t hd, int64_t n,
                          float *out, size_t ostride)
