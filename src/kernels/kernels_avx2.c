@@ -47,34 +47,53 @@ static int64_t row_tile(size_t row_bytes)
 
 /* ---- I2_S ---- */
 
-BN_AI void i2s_row(const bn_i2s_rowptr *row, int64_t nblk, const int8_t *q0, int64_t K, const int T, int32_t *out)
+/* One row against T <= 8 tokens: each block's four code vectors are decoded once and serve T
+ * tokens, one VPMADDUBSW + one add per 32 products, the activations folded into the multiplies as
+ * memory operands.  int16 lanes take 8 blocks (see the top), then are widened into int32 totals.
+ * The empty asm after each add pins the accumulator to its register at that point: without it GCC
+ * re-associates the adds into trees of products and spills them (half the speed; clang does not). */
+#define I2S_MA(t, c, off)                                                                        \
+    if ((t) < T) {                                                                               \
+        a##t = _mm256_add_epi16(a##t, _mm256_maddubs_epi16(c, loadu(q + (t) * K + (off))));       \
+        __asm__("" : "+x"(a##t));                                                               \
+    }
+#define I2S_MA8(c, off)                                                                          \
+    I2S_MA(0, c, off) I2S_MA(1, c, off) I2S_MA(2, c, off) I2S_MA(3, c, off) I2S_MA(4, c, off)  \
+    I2S_MA(5, c, off) I2S_MA(6, c, off) I2S_MA(7, c, off)
+#define I2S_WIDEN(t) \
+    if ((t) < T) tot[t] = _mm256_add_epi32(tot[t], _mm256_madd_epi16(a##t, ones));
+
+/* Blocks [b, b1) of a row (b even), two at a time from the row's pairs, an odd last one from its tail. */
+BN_AI void i2s_tile(const bn_i2s_rowptr *row, int64_t b, int64_t b1, int64_t nblk, const int8_t *q0, int64_t K, const int T,
+                    int32_t *out)
 {
     const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
-    __m256i acc[4];
-    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_si256();
-    for (int64_t b = 0; b < nblk;) {
-        int64_t bend = b + 8 < nblk ? b + 8 : nblk;
-        __m256i a16[4];
-        for (int t = 0; t < T; t++) a16[t] = _mm256_setzero_si256();
+    __m256i tot[8];
+    for (int t = 0; t < T; t++) tot[t] = _mm256_setzero_si256();
+    while (b < b1) {
+        const int64_t bend = b + 8 < b1 ? b + 8 : b1;
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        const uint8_t *wp = row->pairs + (size_t)(b >> 1) * row->pair_stride;
         for (; b < bend; b++) {
-            __m256i w = loadu(bn_i2s_block(row, b, nblk));
-            /* byte j holds elements j, 32+j, 64+j, 96+j from the high bits down */
-            __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(w, 6), m3);
-            __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(w, 4), m3);
-            __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(w, 2), m3);
-            __m256i c3 = _mm256_and_si256(w, m3);
-            for (int t = 0; t < T; t++) {
-                const int8_t *q = q0 + t * K + 128 * b;
-                __m256i p0 = _mm256_maddubs_epi16(c0, loadu(q));
-                __m256i p1 = _mm256_maddubs_epi16(c1, loadu(q + 32));
-                __m256i p2 = _mm256_maddubs_epi16(c2, loadu(q + 64));
-                __m256i p3 = _mm256_maddubs_epi16(c3, loadu(q + 96));
-                a16[t] = _mm256_add_epi16(a16[t], _mm256_add_epi16(_mm256_add_epi16(p0, p1), _mm256_add_epi16(p2, p3)));
+            const __m256i w = loadu((b | 1) < nblk ? wp + 32 * (b & 1) : row->tail);
+            if (b & 1) {
+                _mm_prefetch((const char *)wp + 4 * row->pair_stride, _MM_HINT_T0);
+                wp += row->pair_stride;
             }
+            const int8_t *q = q0 + 128 * b;
+            /* byte j holds elements j, 32+j, 64+j, 96+j from the high bits down */
+            const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(w, 6), m3);
+            const __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(w, 4), m3);
+            const __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(w, 2), m3);
+            const __m256i c3 = _mm256_and_si256(w, m3);
+            I2S_MA8(c0, 0)
+            I2S_MA8(c1, 32)
+            I2S_MA8(c2, 64)
+            I2S_MA8(c3, 96)
         }
-        for (int t = 0; t < T; t++) acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(a16[t], ones));
+        I2S_WIDEN(0) I2S_WIDEN(1) I2S_WIDEN(2) I2S_WIDEN(3) I2S_WIDEN(4) I2S_WIDEN(5) I2S_WIDEN(6) I2S_WIDEN(7)
     }
-    for (int t = 0; t < T; t++) out[t] = hsum_i32(acc[t]);
+    for (int t = 0; t < T; t++) out[t] += hsum_i32(tot[t]);
 }
 
 /* One token, one group of the x4 layout (kernels_impl.h): each activation vector is loaded once
@@ -106,84 +125,54 @@ static void i2s_gemv_x4(const uint8_t *g, int64_t nblk, const int8_t *q, int32_t
     for (int i = 0; i < 4; i++) out[i] = hsum_i32(acc[i]);
 }
 
-/* A batch: two rows x T <= 3 tokens per register tile (6 int16 accumulators, 8 code vectors), so
- * each activation vector loaded serves two rows.  int16 lanes take 8 blocks (see the top), then
- * are widened into int32 totals. */
-BN_AI void i2s_tile2(const bn_i2s_rowptr rows[2], int64_t nblk, const int8_t *q0, int64_t K, const int T, int32_t *out)
-{
-    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
-    __m256i tot[2][3];
-    for (int r = 0; r < 2; r++)
-        for (int t = 0; t < T; t++) tot[r][t] = _mm256_setzero_si256();
-    for (int64_t b = 0; b < nblk;) {
-        const int64_t bend = b + 8 < nblk ? b + 8 : nblk;
-        __m256i a16[2][3];
-        for (int r = 0; r < 2; r++)
-            for (int t = 0; t < T; t++) a16[r][t] = _mm256_setzero_si256();
-        for (; b < bend; b++) {
-            __m256i c[2][4];
-            for (int r = 0; r < 2; r++) {
-                __m256i w = loadu(bn_i2s_block(&rows[r], b, nblk));
-                c[r][0] = _mm256_and_si256(_mm256_srli_epi16(w, 6), m3);
-                c[r][1] = _mm256_and_si256(_mm256_srli_epi16(w, 4), m3);
-                c[r][2] = _mm256_and_si256(_mm256_srli_epi16(w, 2), m3);
-                c[r][3] = _mm256_and_si256(w, m3);
-            }
-            for (int t = 0; t < T; t++) {
-                const int8_t *q = q0 + t * K + 128 * b;
-                for (int i = 0; i < 4; i++) {
-                    __m256i qv = loadu(q + 32 * i);
-                    a16[0][t] = _mm256_add_epi16(a16[0][t], _mm256_maddubs_epi16(c[0][i], qv));
-                    a16[1][t] = _mm256_add_epi16(a16[1][t], _mm256_maddubs_epi16(c[1][i], qv));
-                }
-            }
-        }
-        for (int r = 0; r < 2; r++)
-            for (int t = 0; t < T; t++) tot[r][t] = _mm256_add_epi32(tot[r][t], _mm256_madd_epi16(a16[r][t], ones));
-    }
-    for (int r = 0; r < 2; r++)
-        for (int t = 0; t < T; t++) out[r * T + t] = hsum_i32(tot[r][t]);
-}
-
-/* i2s_row for one token, with the signature bn_i2s_gemv_rows takes */
+/* i2s_tile for one token, with the signature bn_i2s_gemv_rows takes */
 static void i2s_row_1(const bn_i2s_rowptr *row, int64_t nblk, const int8_t *q, int64_t K, int T, int32_t *out)
 {
     (void)T;
-    i2s_row(row, nblk, q, K, 1, out);
+    out[0] = 0;
+    i2s_tile(row, 0, nblk, nblk, q, K, 1, out);
 }
 
+/* A batch: tiles of up to 64 rows, whose weights stay in L2 while tokens go by in groups of 8;
+ * a long row (K > 3072) is cut into a few equal ranges of blocks so that the 8 tokens' activations
+ * for a range (<= 24 KiB) stay in L1 while the tile's rows go by. */
 static void mm_i2s_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
 {
     const void *pk = bn_weight_packed(w); /* once: another thread may publish it meanwhile */
-    const int64_t K = w->cols, nblk = K / 128, rb = K / 4, R = row_tile((size_t)rb);
+    const int64_t K = w->cols, nblk = K / 128;
     if (a->n_tok == 1) {
         bn_i2s_gemv_rows(w, pk, a->q, a->d[0], a->sum[0], y, r0, r1, i2s_gemv_x4, i2s_row_1);
         return;
     }
-    int64_t RT = R + (R & 1); /* whole row pairs per tile */
-    for (int64_t rt = r0; rt < r1; rt += RT) {
-        int64_t rend = rt + RT < r1 ? rt + RT : r1;
-        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 3) {
-            const int T = (int)(a->n_tok - t0 < 3 ? a->n_tok - t0 : 3);
+    const int64_t nkc = (nblk + 23) / 24, kc = ((nblk + nkc - 1) / nkc + 1) & ~(int64_t)1; /* even ranges */
+    for (int64_t rt = r0; rt < r1; rt += 64) {
+        const int64_t rend = rt + 64 < r1 ? rt + 64 : r1;
+        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 8) {
+            const int T = (int)(a->n_tok - t0 < 8 ? a->n_tok - t0 : 8);
             const int8_t *q = a->q + t0 * K;
-            for (int64_t r = rt; r < rend; r += 2) {
-                const int RR = rend - r >= 2 ? 2 : 1;
-                bn_i2s_rowptr rows[2] = {bn_i2s_row_at(w, pk, r), bn_i2s_row_at(w, pk, RR == 2 ? r + 1 : r)};
-                int32_t acc[6];
-                if (RR == 2) {
-                    if (T == 3) i2s_tile2(rows, nblk, q, K, 3, acc);
-                    else if (T == 2) i2s_tile2(rows, nblk, q, K, 2, acc);
-                    else i2s_tile2(rows, nblk, q, K, 1, acc);
-                } else {
-                    if (T == 3) i2s_row(&rows[0], nblk, q, K, 3, acc);
-                    else if (T == 2) i2s_row(&rows[0], nblk, q, K, 2, acc);
-                    else i2s_row(&rows[0], nblk, q, K, 1, acc);
+            int32_t acc[64][8];
+            memset(acc, 0, sizeof acc);
+            for (int64_t b0 = 0; b0 < nblk; b0 += kc) {
+                const int64_t b1 = b0 + kc < nblk ? b0 + kc : nblk;
+                for (int64_t r = rt; r < rend; r++) {
+                    const bn_i2s_rowptr row = bn_i2s_row_at(w, pk, r);
+                    int32_t *o = acc[r - rt];
+                    switch (T) { /* constant T: the unused accumulators vanish */
+                    case 8: i2s_tile(&row, b0, b1, nblk, q, K, 8, o); break;
+                    case 7: i2s_tile(&row, b0, b1, nblk, q, K, 7, o); break;
+                    case 6: i2s_tile(&row, b0, b1, nblk, q, K, 6, o); break;
+                    case 5: i2s_tile(&row, b0, b1, nblk, q, K, 5, o); break;
+                    case 4: i2s_tile(&row, b0, b1, nblk, q, K, 4, o); break;
+                    case 3: i2s_tile(&row, b0, b1, nblk, q, K, 3, o); break;
+                    case 2: i2s_tile(&row, b0, b1, nblk, q, K, 2, o); break;
+                    default: i2s_tile(&row, b0, b1, nblk, q, K, 1, o); break;
+                    }
                 }
-                for (int i = 0; i < RR; i++)
-                    for (int t = 0; t < T; t++)
-                        y[(t0 + t) * w->rows + r + i] =
-                            ((float)acc[i * T + t] - (float)a->sum[t0 + t]) / a->d[t0 + t] * w->scale;
             }
+            for (int64_t r = rt; r < rend; r++)
+                for (int t = 0; t < T; t++)
+                    y[(t0 + t) * w->rows + r] =
+                        ((float)acc[r - rt][t] - (float)a->sum[t0 + t]) / a->d[t0 + t] * w->scale;
         }
     }
 }

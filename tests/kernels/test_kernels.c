@@ -234,6 +234,8 @@ static void test_impls_equal_reference(void **state)
             compare_impl((bn_kernel_impl)k, type, 7, 2 * m, 1, pool, NULL);
             compare_impl((bn_kernel_impl)k, type, 13, 3 * m, 37, pool, NULL);
             compare_impl((bn_kernel_impl)k, type, 6, 1024 > m ? 1024 : m, 3, NULL, NULL);
+            /* more rows than a GEMM row tile, a row cut into block ranges with an odd last block */
+            compare_impl((bn_kernel_impl)k, type, 150, 25 * m, 11, pool, NULL);
         }
     }
     bn_threadpool_free(pool);
