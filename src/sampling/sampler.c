@@ -19,6 +19,7 @@ struct bn_sampler {
     int32_t *hist; /* ring buffer of the last repeat_last_n tokens */
     int n_hist, head;
     cand *cands;
+    float *bmax; /* per 32 logits, for top_k_blocks */
     int cap;
 };
 
@@ -109,6 +110,7 @@ void bn_sampler_free(bn_sampler *s)
     if (!s) return;
     bn_free(s->hist);
     bn_free(s->cands);
+    bn_free(s->bmax);
     bn_free(s);
 }
 
@@ -173,6 +175,101 @@ static void apply_penalties(bn_sampler *s, cand *c, int n_vocab)
     }
 }
 
+/* Sorts a heap made by sift_down (worst first) best first, in place (heap sort: no allocation, as
+ * qsort may make). */
+static void heap_sort_best_first(cand *c, int n)
+{
+    for (int i = n - 1; i > 0; i--) {
+        cand t = c[0];
+        c[0] = c[i];
+        c[i] = t;
+        sift_down(c, i, 0);
+    }
+}
+
+/* Whether any penalty would change a logit (then every candidate is copied first). */
+static int penalties_active(const bn_sampler *s)
+{
+    const bn_sampler_params *p = &s->p;
+    return s->n_hist > 0 && (p->repeat_penalty != 1.0f || p->presence_penalty != 0.0f || p->frequency_penalty != 0.0f);
+}
+
+/* Keeps the k best of c[0..n) by cmp_cand in c[0..k), as a heap worst first (O(n log k)). */
+static void heap_select(cand *c, int n, int k)
+{
+    for (int i = k / 2 - 1; i >= 0; i--) sift_down(c, k, i);
+    for (int i = k; i < n; i++)
+        if (cmp_cand(&c[i], &c[0]) < 0) {
+            c[0] = c[i];
+            sift_down(c, k, 0);
+        }
+}
+
+/* Min-heap of floats, for the k-th largest block maximum. */
+static void fsift_down(float *h, int n, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && h[l] < h[w]) w = l;
+        if (r < n && h[r] < h[w]) w = r;
+        if (w == i) return;
+        float t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+/* The k best of logits[0..n) (no penalties) in c[0..k), as a heap worst first, without a heap pass
+ * over every logit: blocks of 32 give their maxima (a loop the compiler vectorises); the k-th
+ * largest maximum t is a lower bound of the k-th largest logit (k blocks each hold one >= t), so
+ * only logits >= t can be among the k best, and they are few.  NaN logits fail every comparison,
+ * which is right as t > -inf means k real logits >= t exist.  Returns 0 (nothing done) when there
+ * are fewer blocks than k or t is -inf. */
+static int top_k_blocks(cand *c, float *bmax, const float *logits, int n, int k)
+{
+    const int nb = (n + 31) / 32;
+    if (nb < k) return 0;
+    for (int b = 0; b < nb; b++) {
+        const int i0 = 32 * b;
+        float m = -INFINITY;
+        if (n - i0 >= 32) { /* eight lanes: a max is exact in any order */
+            float l[8]; /* NaN must not stick in a lane: start from each value or -inf */
+            for (int j = 0; j < 8; j++) l[j] = logits[i0 + j] > -INFINITY ? logits[i0 + j] : -INFINITY;
+            for (int i = i0 + 8; i < i0 + 32; i += 8)
+                for (int j = 0; j < 8; j++) l[j] = logits[i + j] > l[j] ? logits[i + j] : l[j];
+            for (int j = 0; j < 8; j++) m = l[j] > m ? l[j] : m;
+        } else {
+            for (int i = i0; i < n; i++) m = logits[i] > m ? logits[i] : m;
+        }
+        bmax[b] = m;
+    }
+    /* the k-th largest maximum: a min-heap of the k largest, in c's memory (k floats) */
+    float *h = (float *)(void *)c;
+    for (int b = 0; b < k; b++) h[b] = bmax[b];
+    for (int i = k / 2 - 1; i >= 0; i--) fsift_down(h, k, i);
+    for (int b = k; b < nb; b++)
+        if (bmax[b] > h[0]) {
+            h[0] = bmax[b];
+            fsift_down(h, k, 0);
+        }
+    const float t = h[0];
+    if (!(t > -INFINITY)) return 0;
+    int m = 0;
+    for (int b = 0; b < nb; b++) {
+        if (!(bmax[b] >= t)) continue;
+        const int i0 = 32 * b, i1 = n - i0 < 32 ? n : i0 + 32;
+        for (int i = i0; i < i1; i++)
+            if (logits[i] >= t) {
+                c[m].id = i;
+                c[m].logit = logits[i];
+                m++;
+            }
+    }
+    heap_select(c, m, k); /* m >= k */
+    return 1;
+}
+
 int32_t bn_sampler_sample(bn_sampler *s, const float *logits, int n_vocab)
 {
     if (n_vocab <= 0) return -1;
@@ -180,37 +277,43 @@ int32_t bn_sampler_sample(bn_sampler *s, const float *logits, int n_vocab)
         cand *nc = bn_realloc(s->cands, (size_t)n_vocab * sizeof(cand));
         if (!nc) return -1;
         s->cands = nc;
+        float *nb = bn_realloc(s->bmax, (size_t)(n_vocab / 32 + 1) * sizeof(float));
+        if (!nb) return -1;
+        s->bmax = nb;
         s->cap = n_vocab;
     }
     cand *c = s->cands;
-    for (int i = 0; i < n_vocab; i++) {
-        c[i].id = i;
-        c[i].logit = isnan(logits[i]) ? -INFINITY : logits[i];
-    }
-    apply_penalties(s, c, n_vocab);
     const bn_sampler_params *p = &s->p;
-
-    if (p->temperature <= 0.0f) { /* greedy: the first of the highest logits */
-        int best = 0;
-        for (int i = 1; i < n_vocab; i++)
-            if (c[i].logit > c[best].logit) best = i;
-        return c[best].id;
-    }
-
-    /* top-k: keep the k best in a min-heap (O(n log k)); sorting all 128k logits per token would
-     * cost more than a decode step of a small model. */
     int n = n_vocab;
     int k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
-    if (k < n) {
-        for (int i = k / 2 - 1; i >= 0; i--) sift_down(c, k, i);
-        for (int i = k; i < n; i++)
-            if (cmp_cand(&c[i], &c[0]) < 0) {
-                c[0] = c[i];
-                sift_down(c, k, 0);
-            }
+    if (p->temperature > 0.0f && k < n && !penalties_active(s) && top_k_blocks(c, s->bmax, logits, n, k)) {
+        /* the common case: top-k straight from the logits */
         n = k;
+        heap_sort_best_first(c, n);
+    } else {
+        for (int i = 0; i < n_vocab; i++) {
+            c[i].id = i;
+            c[i].logit = isnan(logits[i]) ? -INFINITY : logits[i];
+        }
+        apply_penalties(s, c, n_vocab);
+
+        if (p->temperature <= 0.0f) { /* greedy: the first of the highest logits */
+            int best = 0;
+            for (int i = 1; i < n_vocab; i++)
+                if (c[i].logit > c[best].logit) best = i;
+            return c[best].id;
+        }
+
+        /* top-k: keep the k best in a min-heap (O(n log k)); sorting all 128k logits per token
+         * would cost more than a decode step of a small model. */
+        if (k < n) {
+            heap_select(c, n, k);
+            n = k;
+            heap_sort_best_first(c, n);
+        } else {
+            qsort(c, (size_t)n, sizeof(cand), cmp_cand);
+        }
     }
-    qsort(c, (size_t)n, sizeof(cand), cmp_cand);
 
     /* probabilities (before temperature, as llama.cpp's top-p/min-p see them) */
     double sum = 0.0;

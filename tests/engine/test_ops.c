@@ -131,6 +131,28 @@ static void test_rmsnorm(void **state)
     assert_true(fabs(x[4] - 5 / rms) < 1e-6);
 }
 
+/* The sum of squares goes in the documented order (ops.c): eight lanes of every eighth element, in
+ * double, then ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)); values over many magnitudes make another order
+ * show in the bits. */
+static void test_rmsnorm_order(void **state)
+{
+    (void)state;
+    srand(5);
+    const int ns[] = {1, 7, 8, 9, 256, 777};
+    for (int k = 0; k < 6; k++) {
+        const int n = ns[k];
+        float x[777], w[777], y[777], want[777];
+        for (int i = 0; i < n; i++) x[i] = frand() * powf(10.0f, (float)(rand() % 13 - 6)), w[i] = frand();
+        double l[8] = {0};
+        for (int i = 0; i < n; i++) l[i % 8] += (double)(x[i] * x[i]);
+        const double sum = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+        const float scale = 1.0f / sqrtf((float)(sum / (double)n) + 1e-6f);
+        for (int i = 0; i < n; i++) want[i] = (x[i] * scale) * w[i];
+        bn_rmsnorm(y, x, w, n, 1e-6f);
+        assert_memory_equal(want, y, sizeof(float) * (size_t)n);
+    }
+}
+
 /* Several rows at once give each row's bn_rmsnorm bits, for any row count (groups of four and a
  * remainder), in place or not, with values spanning many magnitudes (where the order of the
  * additions would show). */
@@ -249,7 +271,7 @@ int main(void)
         cmocka_unit_test(test_attention_many_positions),
         cmocka_unit_test(test_attention_grouped_queries),
         cmocka_unit_test(test_rmsnorm),
-        cmocka_unit_test(test_rmsnorm_rows),
+        cmocka_unit_test(test_rmsnorm_rows), cmocka_unit_test(test_rmsnorm_order),
         cmocka_unit_test(test_f16_conversions_simd_equal_ref),
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_softmax_and_activations),

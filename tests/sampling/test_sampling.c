@@ -227,6 +227,65 @@ static void test_rng_uniform(void **state)
     assert_true(fabs(sum / 100000 - 0.5) < 0.01);
 }
 
+/* top-k straight from the logits (no penalties) keeps exactly the candidates the full sort would:
+ * ties by smaller id, NaN as -inf, blocks of 32 with and without a better logit; the draws equal
+ * those of top_k = 0 when min_p cuts inside the k best, and those of the penalty path (which sorts
+ * every candidate) when the penalty only lowers a token far below the cut. */
+static void test_top_k_scan_matches_full_sort(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    static float logits[N];
+    uint64_t x = 12345;
+    for (int i = 0; i < N; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        logits[i] = (float)((x >> 40) % 5) * 0.5f; /* 0 .. 2, many ties */
+        if (i % 97 == 3) logits[i] = NAN;
+    }
+    /* nine above 5, three ties at 5 */
+    const int hi[] = {17, 33, 40, 41, 63, 64, 65, 100, 2496, 1000, 1001, 2500};
+    const float hv[] = {5.25f, 5.5f, 5.75f, 5.25f, 5.5f, 5.75f, 5.25f, 5.5f, 6.0f, 5.0f, 5.0f, 5.0f};
+    for (int i = 0; i < 12; i++) logits[hi[i]] = hv[i];
+    for (int i = 3008; i < 3040; i++) logits[i] = 0.0f; /* a block of low logits, but: */
+    logits[3008] = NAN; /* before the best logit in its block's lane (3008 + 8) */
+    logits[3016] = 7.0f;
+    bn_sampler_params p;
+    bn_sampler_params_default(&p);
+    p.temperature = 1.3f;
+    p.top_p = 1.0f;
+    p.min_p = 0.05f; /* exp(-5) < 0.05: only the thirteen high logits survive */
+    p.seed = 7;
+    /* a: k = 13, the survivors, against b: no top-k; c: k = 11 keeps of the three ties at 5 the one
+     * with the smallest id, against d: the same through the penalty path */
+    bn_sampler *a, *b, *c, *d;
+    p.top_k = 13;
+    assert_int_equal(bn_sampler_init(&p, &a), BN_OK);
+    p.top_k = 0;
+    assert_int_equal(bn_sampler_init(&p, &b), BN_OK);
+    p.top_k = 11;
+    assert_int_equal(bn_sampler_init(&p, &c), BN_OK);
+    p.frequency_penalty = 1.0f;
+    assert_int_equal(bn_sampler_init(&p, &d), BN_OK);
+    bn_sampler_accept(d, 0); /* logit <= 2: far below the cut */
+    static int seen_a[N], seen_c[N];
+    for (int n = 0; n < 3000; n++) {
+        int32_t ta = bn_sampler_sample(a, logits, N), tb = bn_sampler_sample(b, logits, N);
+        int32_t tc = bn_sampler_sample(c, logits, N), td = bn_sampler_sample(d, logits, N);
+        assert_int_equal(ta, tb);
+        assert_int_equal(tc, td);
+        seen_a[ta]++;
+        seen_c[tc]++;
+    }
+    for (int i = 0; i < 12; i++) assert_true(seen_a[hi[i]] > 0);
+    assert_true(seen_a[3016] > 0);
+    assert_true(seen_c[1000] > 0);
+    assert_int_equal(seen_c[1001] + seen_c[2500], 0);
+    bn_sampler_free(a);
+    bn_sampler_free(b);
+    bn_sampler_free(c);
+    bn_sampler_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -235,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_temperature),     cmocka_unit_test(test_seed_reproducible),
         cmocka_unit_test(test_repeat_penalty),  cmocka_unit_test(test_presence_frequency),
         cmocka_unit_test(test_bad_params),      cmocka_unit_test(test_rng_uniform),
+        cmocka_unit_test(test_top_k_scan_matches_full_sort),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
