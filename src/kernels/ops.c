@@ -78,21 +78,66 @@ void bn_rope(float *x, int head_dim, int n_rot, int pos, float base, int neox)
     bn_rope_apply(x, n_rot, c, s, neox);
 }
 
+/* exp(x), defined here rather than by libm so that every CPU and compiler gives the same bits and
+ * a loop of it vectorises: x = n ln2 + r with n = round(x log2 e) (the 1.5 * 2^23 trick rounds to
+ * nearest even) and ln2 in two parts, exp(r) by a degree-7 polynomial (Cephes' expf coefficients),
+ * then 2^n through the exponent bits.  Within 1 ulp of exp over [-87, 88]; below -87 it gives 0
+ * (true values there are under 1.7e-38), NaN stays NaN.  Only float multiplies and adds, in this
+ * order (ops.c is compiled without contraction). */
+static inline float exp_fixed(float x)
+{
+    const float xc = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) * 8388608; /* 2^n, n in [-126, 128): a normal float */
+    float two_n;
+    memcpy(&two_n, &bits, sizeof two_n);
+    const float e = p * two_n;
+    return x < -87.0f ? 0.0f : x != x ? x : e;
+}
+
+float bn_exp(float x) { return exp_fixed(x); }
+
+/* The max, the exps and their sum in eight double lanes (lane j: elements j, j+8, ...; joined as in
+ * sum_squares), so the loops vectorise and the bits are the same everywhere. */
 void bn_softmax(float *x, int64_t n, float scale)
 {
-    float max = -INFINITY;
-    for (int64_t i = 0; i < n; i++) {
-        x[i] *= scale;
-        if (x[i] > max) max = x[i];
+    float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            x[i + j] *= scale;
+            m[j] = x[i + j] > m[j] ? x[i + j] : m[j];
+        }
+    for (int j = 0; i + j < n; j++) {
+        x[i + j] *= scale;
+        m[j] = x[i + j] > m[j] ? x[i + j] : m[j];
     }
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        float e = expf(x[i] - max);
-        x[i] = e;
-        sum += (double)e;
+    float max = m[0]; /* a max is exact in any order */
+    for (int j = 1; j < 8; j++) max = m[j] > max ? m[j] : max;
+    double l[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+    for (i = 0; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            const float e = exp_fixed(x[i + j] - max);
+            x[i + j] = e;
+            l[j] += (double)e;
+        }
+    for (int j = 0; i + j < n; j++) {
+        const float e = exp_fixed(x[i + j] - max);
+        x[i + j] = e;
+        l[j] += (double)e;
     }
+    const double sum = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
     const float inv = (float)(1.0 / sum);
-    for (int64_t i = 0; i < n; i++) x[i] *= inv;
+    for (i = 0; i < n; i++) x[i] *= inv;
 }
 
 void bn_relu2_mul(float *g, const float *u, int64_t n)

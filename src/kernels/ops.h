@@ -23,7 +23,11 @@ void bn_rope(float *x, int head_dim, int n_rot, int pos, float base, int neox);
 void bn_rope_cache(float *cos_out, float *sin_out, int n_rot, int pos, float base);
 void bn_rope_apply(float *x, int n_rot, const float *cos_v, const float *sin_v, int neox);
 
-/* In-place softmax of n values after scaling: x = softmax(x * scale) (exp sums in double). */
+/* exp(x) as the graph ops compute it (ops.c: a fixed polynomial, the same bits on every CPU, within
+ * 1 ulp of exp; 0 below -87). */
+float bn_exp(float x);
+/* In-place softmax of n values after scaling: x = softmax(x * scale), with bn_exp and the exps
+ * summed in double in eight lanes joined in a fixed tree (ops.c). */
 void bn_softmax(float *x, int64_t n, float scale);
 
 /* Activations */

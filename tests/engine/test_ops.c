@@ -247,6 +247,52 @@ static void test_rope(void **state)
     assert_true(fabs(n0 - n1) < 1e-3);
 }
 
+/* bn_exp: within 1 ulp of exp over [-87, 88], exactly 1 at 0, 0 below -87, NaN kept. */
+static void test_exp_fixed(void **state)
+{
+    (void)state;
+    double worst = 0.0;
+    for (int i = 0; i <= 1750000; i++) {
+        float x = -87.0f + (float)i * 1e-4f;
+        double want = exp((double)x), got = (double)bn_exp(x);
+        double ulp = (double)nextafterf((float)want, INFINITY) - (double)(float)want;
+        double err = fabs(got - want) / ulp;
+        if (err > worst) worst = err;
+    }
+    assert_true(worst <= 1.0);
+    assert_true(bn_exp(0.0f) == 1.0f);
+    assert_true(bn_exp(-87.5f) == 0.0f && bn_exp(-INFINITY) == 0.0f);
+    assert_true(isnan(bn_exp(NAN)));
+}
+
+/* softmax: bn_exp of (x * scale - max), the sum in the documented lane order, for lengths around
+ * the lane count. */
+static void test_softmax_order(void **state)
+{
+    (void)state;
+    srand(3);
+    const int ns[] = {1, 5, 8, 13, 64, 301};
+    for (int k = 0; k < 6; k++) {
+        const int n = ns[k];
+        float x[301], want[301];
+        for (int i = 0; i < n; i++) x[i] = want[i] = frand() * 20.0f;
+        float max = -INFINITY;
+        for (int i = 0; i < n; i++) {
+            want[i] *= 0.125f;
+            if (want[i] > max) max = want[i];
+        }
+        double l[8] = {0};
+        for (int i = 0; i < n; i++) {
+            want[i] = bn_exp(want[i] - max);
+            l[i % 8] += (double)want[i];
+        }
+        const float inv = (float)(1.0 / (((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))));
+        for (int i = 0; i < n; i++) want[i] *= inv;
+        bn_softmax(x, n, 0.125f);
+        assert_memory_equal(want, x, sizeof(float) * (size_t)n);
+    }
+}
+
 static void test_softmax_and_activations(void **state)
 {
     (void)state;
@@ -274,7 +320,8 @@ int main(void)
         cmocka_unit_test(test_rmsnorm_rows), cmocka_unit_test(test_rmsnorm_order),
         cmocka_unit_test(test_f16_conversions_simd_equal_ref),
         cmocka_unit_test(test_rope),
-        cmocka_unit_test(test_softmax_and_activations),
+        cmocka_unit_test(test_softmax_and_activations), cmocka_unit_test(test_exp_fixed),
+        cmocka_unit_test(test_softmax_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
