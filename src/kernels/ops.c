@@ -106,6 +106,8 @@ static inline float exp_fixed(float x)
 
 float bn_exp(float x) { return exp_fixed(x); }
 
+static void exp_rows(float *x, int64_t n, float max); /* x[i] = exp_fixed(x[i] - max) */
+
 /* The max, the exps and their sum in eight double lanes (lane j: elements j, j+8, ...; joined as in
  * sum_squares), so the loops vectorise and the bits are the same everywhere. */
 void bn_softmax(float *x, int64_t n, float scale)
@@ -123,18 +125,13 @@ void bn_softmax(float *x, int64_t n, float scale)
     }
     float max = m[0]; /* a max is exact in any order */
     for (int j = 1; j < 8; j++) max = m[j] > max ? m[j] : max;
+    /* the exps first, a loop without a carried dependency (the polynomial is a long chain, so
+     * many elements must be in flight), then the sums */
+    exp_rows(x, n, max);
     double l[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
     for (i = 0; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) {
-            const float e = exp_fixed(x[i + j] - max);
-            x[i + j] = e;
-            l[j] += (double)e;
-        }
-    for (int j = 0; i + j < n; j++) {
-        const float e = exp_fixed(x[i + j] - max);
-        x[i + j] = e;
-        l[j] += (double)e;
-    }
+        for (int j = 0; j < 8; j++) l[j] += (double)x[i + j];
+    for (int j = 0; i + j < n; j++) l[j] += (double)x[i + j];
     const double sum = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
     const float inv = (float)(1.0 / sum);
     for (i = 0; i < n; i++) x[i] *= inv;
@@ -310,6 +307,49 @@ static int have_avx2_f16c(void)
     return f->avx2 && f->f16c && bn_kernels_active() != BN_KERNEL_REF;
 }
 #endif
+
+#ifdef BN_OPS_X86
+/* exp_fixed on eight lanes: the same operations in the same order, so the same bits (compilers
+ * do not reliably vectorise the scalar loop: GCC with AVX2 enabled keeps it scalar, with branches). */
+__attribute__((target("avx2"))) static void exp_rows_avx2(float *x, int64_t n, float max)
+{
+    const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f), magic = _mm256_set1_ps(12582912.0f);
+    const __m256 vmax = _mm256_set1_ps(max);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 xv = _mm256_sub_ps(_mm256_loadu_ps(x + i), vmax);
+        const __m256 xc = _mm256_min_ps(_mm256_max_ps(xv, lo), hi); /* NaN: handled below */
+        const __m256 nv = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)), magic), magic);
+        __m256 r = _mm256_sub_ps(xc, _mm256_mul_ps(nv, _mm256_set1_ps(0.693359375f)));
+        r = _mm256_sub_ps(r, _mm256_mul_ps(nv, _mm256_set1_ps(-2.12194440e-4f)));
+        __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.3981999507e-3f));
+        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073e-3f));
+        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894e-2f));
+        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459e-1f));
+        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201e-1f));
+        p = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(p, _mm256_mul_ps(r, r)), r), _mm256_set1_ps(1.0f));
+        const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(nv), _mm256_set1_epi32(127)), 23);
+        __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+        e = _mm256_andnot_ps(_mm256_cmp_ps(xv, lo, _CMP_LT_OQ), e);            /* below -87: 0 */
+        e = _mm256_blendv_ps(e, xv, _mm256_cmp_ps(xv, xv, _CMP_UNORD_Q)); /* NaN stays */
+        _mm256_storeu_ps(x + i, e);
+    }
+    for (; i < n; i++) x[i] = exp_fixed(x[i] - max);
+}
+#endif
+
+static void exp_rows(float *x, int64_t n, float max)
+{
+#ifdef BN_OPS_X86
+    const bn_cpu_features *f = bn_cpu_features_get();
+    if (f->avx2 && bn_kernels_active() != BN_KERNEL_REF) {
+        exp_rows_avx2(x, n, max);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) x[i] = exp_fixed(x[i] - max);
+}
 
 float bn_dot_f16_f32(const uint16_t *a, const float *b, int64_t n)
 {
