@@ -122,7 +122,11 @@ static void i2s_gemv_x4(const uint8_t *g, int64_t nblk, const int8_t *q, int32_t
             acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(s, ones));
         }
     }
-    for (int i = 0; i < 4; i++) out[i] = hsum_i32(acc[i]);
+    /* the four rows' lane sums together: pairs of rows interleaved, then the two 128-bit halves */
+    const __m256i t01 = _mm256_add_epi32(_mm256_unpacklo_epi32(acc[0], acc[1]), _mm256_unpackhi_epi32(acc[0], acc[1]));
+    const __m256i t23 = _mm256_add_epi32(_mm256_unpacklo_epi32(acc[2], acc[3]), _mm256_unpackhi_epi32(acc[2], acc[3]));
+    const __m256i u = _mm256_add_epi32(_mm256_unpacklo_epi64(t01, t23), _mm256_unpackhi_epi64(t01, t23));
+    _mm_storeu_si128((__m128i *)out, _mm_add_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1)));
 }
 
 /* i2s_tile for one token, with the signature bn_i2s_gemv_rows takes */

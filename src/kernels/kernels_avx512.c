@@ -152,7 +152,12 @@ static void i2s_gemv_x4(const uint8_t *g, int64_t nblk, const int8_t *q, int32_t
         for (int i = 0; i < 4; i++)
             tot[i] = _mm512_add_epi32(tot[i], _mm512_add_epi32(_mm512_srav_epi32(a0[i], sh01), _mm512_srav_epi32(a1[i], sh23)));
     }
-    for (int i = 0; i < 4; i++) out[i] = _mm512_reduce_add_epi32(tot[i]);
+    /* the four rows' lane sums together: pairs of rows interleaved, then the four 128-bit parts */
+    const __m512i t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(tot[0], tot[1]), _mm512_unpackhi_epi32(tot[0], tot[1]));
+    const __m512i t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(tot[2], tot[3]), _mm512_unpackhi_epi32(tot[2], tot[3]));
+    const __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+    const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(u), _mm512_extracti64x4_epi64(u, 1));
+    _mm_storeu_si128((__m128i *)out, _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
 }
 
 /* A batch (GEMM): R rows x T tokens per register tile, R * T int32 accumulators.  The codes of a

@@ -5,6 +5,9 @@
 #define BN_KERNELS_IMPL_H
 
 #include <stdint.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "kernels/kernels.h"
 
@@ -136,7 +139,14 @@ static inline void bn_i2s_gemv_rows(const bn_weight *w, const void *pk, const in
         int32_t acc[4];
         if (r % 4 == 0 && r + 4 <= r1 && r < gend) {
             gemv_x4((const uint8_t *)pk + r * rb, nblk, q, acc);
+#if defined(__SSE2__)
+            /* the four float steps in the lanes of one vector (one division instead of four,
+             * which for short rows was the bound), each lane the reference's operations */
+            __m128 v = _mm_sub_ps(_mm_cvtepi32_ps(_mm_loadu_si128((const __m128i *)acc)), _mm_set1_ps(sum));
+            _mm_storeu_ps(y + r, _mm_mul_ps(_mm_div_ps(v, _mm_set1_ps(d)), _mm_set1_ps(w->scale)));
+#else
             for (int i = 0; i < 4; i++) y[r + i] = ((float)acc[i] - sum) / d * w->scale;
+#endif
             r += 4;
         } else {
             bn_i2s_rowptr R = bn_i2s_row_at(w, pk, r);
