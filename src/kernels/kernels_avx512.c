@@ -878,6 +878,39 @@ BN_AI void float_row(const void *wr, const void *x0, int64_t K, const int T, con
     }
 }
 
+/* Two rows x T tokens: each activation vector is loaded once for both rows (kept in a register by
+ * the empty asm, as in the I2_S GEMM), so the FMAs, not the loads, are the limit.  Each (row,
+ * token) sum is float_row's, in its order. */
+BN_AI void float_row2(const void *wr0, const void *wr1, const void *x0, int64_t K, const int T, const int kind,
+                       const int xkind, float *out0, float *out1)
+{
+    const size_t esz = xkind == FL_F32 ? 4 : 2;
+    __m512 lo0[4], hi0[4], lo1[4], hi1[4];
+    for (int t = 0; t < T; t++) lo0[t] = hi0[t] = lo1[t] = hi1[t] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k += 32) {
+        const __m512 a0 = load16(wr0, k, kind), a1 = load16(wr0, k + 16, kind);
+        const __m512 b0 = load16(wr1, k, kind), b1 = load16(wr1, k + 16, kind);
+        for (int t = 0; t < T; t++) {
+            const void *x = (const uint8_t *)x0 + (size_t)t * (size_t)K * esz;
+            __m512 x0v = load16(x, k, xkind), x1v = load16(x, k + 16, xkind);
+            __asm__("" : "+v"(x0v), "+v"(x1v));
+            lo0[t] = _mm512_fmadd_ps(a0, x0v, lo0[t]);
+            hi0[t] = _mm512_fmadd_ps(a1, x1v, hi0[t]);
+            lo1[t] = _mm512_fmadd_ps(b0, x0v, lo1[t]);
+            hi1[t] = _mm512_fmadd_ps(b1, x1v, hi1[t]);
+        }
+    }
+    if (T == 4) {
+        _mm_storeu_ps(out0, reduce_2x16_x4(lo0, hi0));
+        _mm_storeu_ps(out1, reduce_2x16_x4(lo1, hi1));
+        return;
+    }
+    for (int t = 0; t < T; t++) {
+        out0[t] = (float)(double)reduce_2x16(lo0[t], hi0[t]);
+        out1[t] = (float)(double)reduce_2x16(lo1[t], hi1[t]);
+    }
+}
+
 BN_AI void mm_float(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1, const int kind)
 {
     const int64_t K = w->cols;
@@ -893,7 +926,23 @@ BN_AI void mm_float(const bn_weight *w, const bn_act_view *a, float *y, int64_t 
         for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
             int64_t T = a->n_tok - t0 < 4 ? a->n_tok - t0 : 4;
             const uint8_t *x = xs + (size_t)t0 * xrb;
-            for (int64_t r = rt; r < rend; r++) {
+            int64_t r = rt;
+            if (K % 32 == 0) /* row pairs */
+                for (; r + 2 <= rend; r += 2) {
+                    float o0[4], o1[4];
+                    const uint8_t *row = base + (size_t)r * rb;
+                    switch (T) {
+                    case 1: float_row2(row, row + rb, x, K, 1, kind, xk, o0, o1); break;
+                    case 2: float_row2(row, row + rb, x, K, 2, kind, xk, o0, o1); break;
+                    case 3: float_row2(row, row + rb, x, K, 3, kind, xk, o0, o1); break;
+                    default: float_row2(row, row + rb, x, K, 4, kind, xk, o0, o1); break;
+                    }
+                    for (int64_t t = 0; t < T; t++) {
+                        y[(t0 + t) * w->rows + r] = o0[t];
+                        y[(t0 + t) * w->rows + r + 1] = o1[t];
+                    }
+                }
+            for (; r < rend; r++) {
                 float out[4];
                 const uint8_t *row = base + (size_t)r * rb;
                 switch (T) {
