@@ -27,6 +27,9 @@ static void usage(FILE *f)
             "  -t, --threads N       threads for the forward pass (default: physical cores)\n"
             "      --max-queue N     requests that may wait for a slot; more get 503 (default 64)\n"
             "      --timeout S       close idle connections and end generations after S seconds (default 600)\n"
+            "      --stream-interval MS  send a stream's chunks at most every MS milliseconds, several\n"
+            "                        at once when tokens come faster (default 3; 0: each chunk at once;\n"
+            "                        the first and last chunks are never held)\n"
             "      --api-key KEY     require 'Authorization: Bearer KEY' (also $BITNET_API_KEY)\n"
             "      --alias NAME      the model's name in responses (default: the file name)\n"
             "      --chat-template NAME  bitnet, llama3 or chatml (default: the model's)\n"
@@ -51,6 +54,7 @@ int cmd_serve(int argc, char **argv)
         .n_parallel = 1,
         .max_queue = 64,
         .timeout_s = 600,
+        .stream_interval_ms = 3,
         .cache_prompt = true,
     };
     cfg.api_key = getenv("BITNET_API_KEY");
@@ -100,6 +104,10 @@ int cmd_serve(int argc, char **argv)
             NEED_VALUE();
             if (!cli_parse_int(a, val, 0, 7 * 24 * 3600, &v)) return 2;
             cfg.timeout_s = (int)v;
+        } else if (!strcmp(a, "--stream-interval")) {
+            NEED_VALUE();
+            if (!cli_parse_int(a, val, 0, 1000, &v)) return 2;
+            cfg.stream_interval_ms = (int)v;
         } else if (!strcmp(a, "--api-key")) {
             NEED_VALUE();
             cfg.api_key = *val ? val : NULL;

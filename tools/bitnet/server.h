@@ -187,6 +187,7 @@ typedef struct srv_config {
     int port;              /* 0: any free port */
     int n_parallel, n_ctx, n_threads, max_queue;
     int timeout_s;         /* idle connections close; requests end as "length" after it */
+    int stream_interval_ms; /* a stream's chunks are sent at most this often (0: each at once) */
     const char *api_key;   /* NULL: no authentication */
     const char *chat_template; /* NULL: the model's */
     bool cache_prompt;

@@ -52,6 +52,8 @@ struct request {
     bool oom;
     int fd;
     double peer_checked; /* when wait_news last looked at the client */
+    double stream_interval; /* seconds: a stream's chunks go out at most this often */
+    double last_send;       /* when stream_read last handed chunks to MHD */
 };
 
 static uint64_t id_state;
@@ -420,6 +422,20 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     pthread_mutex_lock(&r->mu);
     for (;;) {
         if (r->out_sent < r->out_len) {
+            /* Chunks that come sooner than stream_interval after the last send wait for it (the
+             * first and the last go at once), so that at thousands of tokens per second the
+             * connection thread and the client wake once per few tokens, not once per token:
+             * on a small machine those wake-ups took CPU from the forward pass.  The wait is a
+             * plain sleep, off the condition variable, so new tokens do not wake it. */
+            double now = srv_now(), due = r->last_send + r->stream_interval;
+            if (!r->finished && r->last_send > 0 && now < due) {
+                pthread_mutex_unlock(&r->mu);
+                struct timespec ts = {0, (long)((due - now) * 1e9)};
+                nanosleep(&ts, NULL);
+                pthread_mutex_lock(&r->mu);
+                continue;
+            }
+            r->last_send = now;
             size_t n = r->out_len - r->out_sent;
             if (n > max) n = max;
             memcpy(buf, r->out + r->out_sent, n);
@@ -745,6 +761,7 @@ static enum MHD_Result handle_generate(srv_server *s, struct MHD_Connection *c, 
              (unsigned long long)(next_random() & 0xffffffffu));
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     r->fd = ci ? ci->connect_fd : -1;
+    r->stream_interval = s->cfg.stream_interval_ms * 1e-3;
     r->n_choices = chat ? 1 : r->params.n_prompts;
     r->choices = calloc((size_t)r->n_choices, sizeof *r->choices);
     if (!r->choices) {
