@@ -36,9 +36,11 @@ static double sum_squares(const float *x, int64_t n)
     return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
 }
 
+static double sum_squares_simd(const float *x, int64_t n); /* sum_squares' bits, x86 SIMD where there */
+
 void bn_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps)
 {
-    rmsnorm_apply(y, x, w, n, sum_squares(x, n), eps);
+    rmsnorm_apply(y, x, w, n, sum_squares_simd(x, n), eps);
 }
 
 void bn_rmsnorm_rows(float *y, const float *x, const float *w, int64_t n, int64_t rows, float eps)
@@ -338,6 +340,35 @@ __attribute__((target("avx2"))) static void exp_rows_avx2(float *x, int64_t n, f
     for (; i < n; i++) x[i] = exp_fixed(x[i] - max);
 }
 #endif
+
+#ifdef BN_OPS_X86
+/* sum_squares with lanes 0..3 and 4..7 in two vectors of doubles: the same additions in the same
+ * order, the tree at the end included (v0 + v1 pairs lane j with j + 4, then the halves). */
+__attribute__((target("avx2"))) static double sum_squares_avx2(const float *x, int64_t n)
+{
+    __m256d v0 = _mm256_setzero_pd(), v1 = _mm256_setzero_pd();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + i), sq = _mm256_mul_ps(xv, xv);
+        v0 = _mm256_add_pd(v0, _mm256_cvtps_pd(_mm256_castps256_ps128(sq)));
+        v1 = _mm256_add_pd(v1, _mm256_cvtps_pd(_mm256_extractf128_ps(sq, 1)));
+    }
+    double l[8];
+    _mm256_storeu_pd(l, v0);
+    _mm256_storeu_pd(l + 4, v1);
+    for (int j = 0; i + j < n; j++) l[j] += (double)(x[i + j] * x[i + j]);
+    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+}
+#endif
+
+static double sum_squares_simd(const float *x, int64_t n)
+{
+#ifdef BN_OPS_X86
+    const bn_cpu_features *f = bn_cpu_features_get();
+    if (f->avx2 && bn_kernels_active() != BN_KERNEL_REF) return sum_squares_avx2(x, n);
+#endif
+    return sum_squares(x, n);
+}
 
 static void exp_rows(float *x, int64_t n, float max)
 {

@@ -132,11 +132,66 @@ static void test_rmsnorm(void **state)
 }
 
 /* The sum of squares goes in the documented order (ops.c): eight lanes of every eighth element, in
- * double, then ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)); values over many magnitudes make another order
- * show in the bits. */
+ * double, then ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)), with every kernel implementation this CPU has;
+ * values over many magnitudes make another order show in the bits. */
+/* x = {2^30, 8, 2^18, 8, 0, 8, 0, 8}: squares 2^60, 64, 2^36, ...  Added one by one, each 64 is
+ * below half an ulp of 2^60 and lost; the lanes' tree adds the four 64s first (256, kept), which
+ * moves the mean past a float rounding boundary.  Computes the norm of this x both ways. */
+static void rmsnorm_order_case(float x[8], float lanes[8], float serial[8])
+{
+    const float v[8] = {1073741824.0f, 8, 262144.0f, 8, 0, 8, 0, 8};
+    double l[8], ser = 0.0;
+    for (int i = 0; i < 8; i++) {
+        x[i] = v[i];
+        l[i] = (double)(v[i] * v[i]);
+        ser += l[i];
+    }
+    const double tree = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+    const float st = 1.0f / sqrtf((float)(tree / 8.0) + 1e-6f), ss = 1.0f / sqrtf((float)(ser / 8.0) + 1e-6f);
+    for (int i = 0; i < 8; i++) lanes[i] = x[i] * st, serial[i] = x[i] * ss;
+}
+
 static void test_rmsnorm_order(void **state)
 {
     (void)state;
+    float x8[8], lanes[8], serial[8], y8[8];
+    rmsnorm_order_case(x8, lanes, serial);
+    assert_memory_not_equal(lanes, serial, sizeof lanes); /* the case tells the orders apart */
+    for (int ki = BN_KERNEL_REF; ki <= BN_KERNEL_AVX512; ki++) {
+        if (bn_kernels_force((bn_kernel_impl)ki) != BN_OK) continue;
+        bn_rmsnorm(y8, x8, NULL, 8, 1e-6f);
+        assert_memory_equal(lanes, y8, sizeof y8);
+    }
+    /* many such cases: 2^30 and 2^18 at random places among small values (squares 0, 16, 64, 256),
+     * so the mean sits at a float midpoint plus what the grouping kept of the small squares */
+    srand(9);
+    const float small[4] = {0.0f, 4.0f, 8.0f, 16.0f};
+    int sensitive = 0;
+    for (int trial = 0; trial < 20000; trial++) {
+        float x[40], want[40], y[40];
+        const int n = 8;
+        for (int i = 0; i < n; i++) x[i] = small[rand() % 4] * (rand() % 2 ? 1.0f : -1.0f);
+        const int i30 = rand() % n, i18 = (i30 + 1 + rand() % (n - 1)) % n;
+        x[i30] = 1073741824.0f;
+        x[i18] = 262144.0f;
+        double l[8] = {0}, ser = 0.0;
+        for (int i = 0; i < n; i++) {
+            l[i % 8] += (double)(x[i] * x[i]);
+            ser += (double)(x[i] * x[i]);
+        }
+        const double tree = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+        const float mt = (float)(tree / (double)n), ms = (float)(ser / (double)n);
+        sensitive += mt != ms;
+        const float sc = 1.0f / sqrtf(mt + 1e-6f);
+        for (int i = 0; i < n; i++) want[i] = x[i] * sc;
+        for (int ki = BN_KERNEL_REF; ki <= BN_KERNEL_AVX512; ki++) {
+            if (bn_kernels_force((bn_kernel_impl)ki) != BN_OK) continue;
+            bn_rmsnorm(y, x, NULL, n, 1e-6f);
+            assert_memory_equal(want, y, sizeof(float) * (size_t)n);
+        }
+    }
+    assert_true(sensitive > 500); /* the means of many cases depend on the order */
+    bn_kernels_force(BN_KERNEL_REF);
     srand(5);
     const int ns[] = {1, 7, 8, 9, 256, 777};
     for (int k = 0; k < 6; k++) {
@@ -148,8 +203,12 @@ static void test_rmsnorm_order(void **state)
         const double sum = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
         const float scale = 1.0f / sqrtf((float)(sum / (double)n) + 1e-6f);
         for (int i = 0; i < n; i++) want[i] = (x[i] * scale) * w[i];
-        bn_rmsnorm(y, x, w, n, 1e-6f);
-        assert_memory_equal(want, y, sizeof(float) * (size_t)n);
+        for (int ki = BN_KERNEL_REF; ki <= BN_KERNEL_AVX512; ki++) { /* scalar and SIMD sums */
+            if (bn_kernels_force((bn_kernel_impl)ki) != BN_OK) continue;
+            bn_rmsnorm(y, x, w, n, 1e-6f);
+            assert_memory_equal(want, y, sizeof(float) * (size_t)n);
+        }
+        bn_kernels_force(BN_KERNEL_REF);
     }
 }
 
