@@ -171,6 +171,8 @@ static atomic_int g_tq1_vbmi = -1;
 
 int bn_kernels_tq1_vbmi(void)
 {
+    /* only the AVX-512 kernels read the re-encoding; the others read the file's bytes */
+    if (bn_kernels_active() != BN_KERNEL_AVX512) return 0;
     int o = atomic_load_explicit(&g_tq1_vbmi, memory_order_relaxed);
     if (o >= 0) return o;
 #if defined(BN_HAVE_AVX512)

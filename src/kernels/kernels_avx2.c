@@ -182,10 +182,22 @@ static void mm_i2s_avx2(const bn_weight *w, const bn_act_view *a, float *y, int6
 }
 
 /* ---- TQ2_0 / TQ1_0 ----
- * A block's integer sum is needed as a scalar per (row, token) before its float step, so in a GEMM
- * a row meets four tokens at once: the four sums are reduced together with horizontal adds and the
- * four float steps run in the lanes of one vector, each lane doing exactly the reference's
- * operations. */
+ * Per 256-element block an exact integer sum per (row, token), then the reference's float step.
+ * A block's sum is needed as a scalar per (row, token) before its float step, so four of them are
+ * reduced together and their four float steps run in the lanes of one vector, each lane doing
+ * exactly the reference's operations.
+ *
+ * TQ1_0 trits.  The file's trit n of byte x is y * 3 >> 8 with y = x * 3^n (mod 256): 0, 1 or 2 as
+ * y < 86, < 171 or not.  The chain runs on y' = y + 128 (mod 256), which two byte adds per step keep
+ * (3 * 128 = 384 = 128 mod 256), so the two thresholds become signed compares (y' > -43, y' > 42)
+ * whose masks (0 or -1) are subtracted from 0: 4 + 2 operations per 32 trits, all of them ones
+ * that every vector ALU port runs (Zen 4: VPABSB, VPSUBUSB and 16-bit multiplies share the two
+ * ports of VPMADDUBSW, which made the earlier decode and a nibble-table one slower);
+ * tests/kernels checks every byte value.  (A lookup of y by nibbles, VPSHUFB, costs 3 operations
+ * per step instead of 2.)
+ *
+ * TQ2_0 codes and TQ1_0 trits enter VPMADDUBSW as unsigned bytes 0..3 against the signed int8
+ * activations: two products per int16 lane, at most 2 * 3 * 128 = 768. */
 
 BN_AI __m256i tq2_code_vec(__m256i v, int k) /* codes of elements 32k..32k+31 of a 32-byte half */
 {
@@ -193,40 +205,52 @@ BN_AI __m256i tq2_code_vec(__m256i v, int k) /* codes of elements 32k..32k+31 of
     return _mm256_and_si256(k ? _mm256_srli_epi16(v, 2 * k) : v, m3);
 }
 
-/* TQ1_0 trits.  Byte b holds 5 trits as a base-3 fraction; trit n = ((uint8)(b * 3^n) * 3) >> 8. */
-BN_AI __m256i mul3_u8(__m256i q) { return _mm256_add_epi8(q, _mm256_add_epi8(q, q)); }
-BN_AI __m256i mul9_u8(__m256i q)
+/* The two thresholds, hidden from the compiler: GCC rewrites y' > c with a known c as
+ * min(y', c + 1) == c + 1, two operations instead of one. */
+typedef struct tq1_k {
+    __m256i lo, hi;
+} tq1_k;
+BN_AI tq1_k tq1_consts(void)
 {
-    /* (q << 3) per byte: the 16-bit shift drags 3 bits of the lower byte up; the mask drops them */
-    return _mm256_add_epi8(_mm256_and_si256(_mm256_slli_epi16(q, 3), _mm256_set1_epi8((char)0xf8)), q);
-}
-BN_AI __m256i top_trit(__m256i q)
-{
-    /* (q * 3) >> 8 per byte, through 16-bit high multiplies of each byte moved to a lane's top */
-    const __m256i k3 = _mm256_set1_epi16(3);
-    __m256i even = _mm256_mulhi_epu16(_mm256_slli_epi16(q, 8), k3);
-    __m256i odd = _mm256_mulhi_epu16(_mm256_and_si256(q, _mm256_set1_epi16((short)0xff00)), k3);
-    return _mm256_or_si256(even, _mm256_slli_epi16(odd, 8));
+    tq1_k k = {_mm256_set1_epi8(-43), _mm256_set1_epi8(42)};
+    __asm__("" : "+x"(k.lo), "+x"(k.hi));
+    return k;
 }
 
-/* The 16 trits of qh[0..3] in element order (element 240 + 4n + m = trit n of byte m), in 128 bits. */
-BN_AI __m128i tq1_qh_trits(const uint8_t *qh)
+/* trit of each byte from y' = y + 128 */
+BN_AI __m256i tq1_trit(__m256i yb, tq1_k k)
 {
-    uint32_t v;
-    memcpy(&v, qh, 4);
-    __m128i x = _mm_set1_epi32((int)v);
-    const __m128i pw = _mm_setr_epi16(1, 1, 3, 3, 9, 9, 27, 27);
-    const __m128i lo = _mm_set1_epi16(0xff);
-    __m128i even = _mm_and_si128(_mm_mullo_epi16(_mm_and_si128(x, lo), pw), lo);
-    __m128i odd = _mm_and_si128(_mm_mullo_epi16(_mm_srli_epi16(x, 8), pw), lo);
-    const __m128i k3 = _mm_set1_epi16(3);
-    even = _mm_srli_epi16(_mm_mullo_epi16(even, k3), 8);
-    odd = _mm_srli_epi16(_mm_mullo_epi16(odd, k3), 8);
-    return _mm_or_si128(even, _mm_slli_epi16(odd, 8));
+    __m256i z = _mm256_setzero_si256();
+    return _mm256_sub_epi8(_mm256_sub_epi8(z, _mm256_cmpgt_epi8(yb, k.lo)), _mm256_cmpgt_epi8(yb, k.hi));
+}
+BN_AI __m256i tq1_bias(__m256i x) { return _mm256_xor_si256(x, _mm256_set1_epi8((char)0x80)); }
+BN_AI __m256i tq1_mul3(__m256i y) { return _mm256_add_epi8(y, _mm256_add_epi8(y, y)); }
+
+/* The five trit vectors of 32 file bytes: t[n] = trit n of each byte. */
+BN_AI void tq1_trits5(__m256i x, __m256i t[5], tq1_k k)
+{
+    __m256i y = tq1_bias(x);
+    for (int n = 0; n < 5; n++) {
+        t[n] = tq1_trit(y, k);
+        if (n < 4) y = tq1_mul3(y);
+    }
 }
 
-/* The block's 256 codes as 8 vectors of 32, in element order. */
-BN_AI void tq_block_codes(const uint8_t *blk, const int tq1, __m256i c[8])
+/* The trits of 4 qh bytes per 128-bit lane (the bytes in every dword of the lane, already biased):
+ * dword n = trit n of the four bytes, i.e. elements 240 + 4n + m in order.  Byte m times 3^n (mod
+ * 256) is the low byte of a 16-bit product: even bytes in place, odd ones with the even cleared;
+ * an odd power keeps the bias (3^n * 128 = 128 mod 256). */
+BN_AI __m256i tq1_qh_trits_b(__m256i x, tq1_k k)
+{
+    const __m256i pw = _mm256_setr_epi16(1, 1, 3, 3, 9, 9, 27, 27, 1, 1, 3, 3, 9, 9, 27, 27);
+    const __m256i lo = _mm256_set1_epi16(0xff);
+    __m256i ev = _mm256_and_si256(_mm256_mullo_epi16(x, pw), lo);
+    __m256i od = _mm256_mullo_epi16(_mm256_andnot_si256(lo, x), pw);
+    return tq1_trit(_mm256_or_si256(ev, od), k);
+}
+
+/* The block's 256 codes in the file layout as 8 vectors of 32, in element order. */
+BN_AI void tq_block_codes(const uint8_t *blk, const int tq1, __m256i c[8], tq1_k kk)
 {
     if (!tq1) {
         /* byte m of half h holds elements 128h + m, +32, +64, +96 from the low bits up */
@@ -237,27 +261,23 @@ BN_AI void tq_block_codes(const uint8_t *blk, const int tq1, __m256i c[8])
         }
         return;
     }
-    __m256i x = loadu(blk);
-    __m256i x3 = mul3_u8(x), x9 = mul9_u8(x);
-    c[0] = top_trit(x);
-    c[1] = top_trit(x3);
-    c[2] = top_trit(x9);
-    c[3] = top_trit(mul9_u8(x3));
-    c[4] = top_trit(mul9_u8(x9));
+    tq1_trits5(loadu(blk), c, kk);
     /* qs[32..47]: 5 trits of 16 bytes, elements 160 + 16n + m; two n per 256-bit vector */
-    __m128i y = _mm_loadu_si128((const __m128i *)(blk + 32));
-    __m256i yy = _mm256_inserti128_si256(_mm256_castsi128_si256(y), y, 1);
-    __m256i y3 = mul3_u8(yy), y9 = mul9_u8(yy), y27 = mul9_u8(y3), y81 = mul9_u8(y9);
-    c[5] = top_trit(_mm256_blend_epi32(yy, y3, 0xf0));  /* n = 0 | 1 */
-    c[6] = top_trit(_mm256_blend_epi32(y9, y27, 0xf0)); /* n = 2 | 3 */
-    __m256i t4 = top_trit(y81);                         /* n = 4 in the low half */
-    c[7] = _mm256_inserti128_si256(t4, tq1_qh_trits(blk + 48), 1);
+    __m128i y16 = _mm_loadu_si128((const __m128i *)(blk + 32));
+    __m256i y0 = tq1_bias(_mm256_inserti128_si256(_mm256_castsi128_si256(y16), y16, 1));
+    __m256i y1 = tq1_mul3(y0), y2 = tq1_mul3(y1), y3 = tq1_mul3(y2), y4 = tq1_mul3(y3);
+    c[5] = tq1_trit(_mm256_blend_epi32(y0, y1, 0xf0), kk); /* n = 0 | 1 */
+    c[6] = tq1_trit(_mm256_blend_epi32(y2, y3, 0xf0), kk); /* n = 2 | 3 */
+    uint32_t h;
+    memcpy(&h, blk + 48, 4);
+    __m256i qh = tq1_qh_trits_b(tq1_bias(_mm256_set1_epi32((int)h)), kk);
+    c[7] = _mm256_blend_epi32(tq1_trit(y4, kk), qh, 0xf0); /* n = 4 | the 16 qh trits */
 }
 
 /* Products of one 32-element chunk: codes (u8) times q, pairs summed into int16 lanes. */
 BN_AI __m256i dot32(__m256i codes, const int8_t *q) { return _mm256_maddubs_epi16(codes, loadu(q)); }
 
-/* sum(code * q) over one block, as 8 int32 lanes */
+/* sum(code * q) over one block, as 8 int32 lanes (int16 lanes: 8 * 768 at most) */
 BN_AI __m256i tq_block_dot(const __m256i c[8], const int8_t *q)
 {
     __m256i s = _mm256_add_epi16(_mm256_add_epi16(dot32(c[0], q), dot32(c[1], q + 32)),
@@ -267,12 +287,13 @@ BN_AI __m256i tq_block_dot(const __m256i c[8], const int8_t *q)
     return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
 }
 
-/* out[ri * T + ti] for R rows (row0, row0 + rb, ...) and T tokens from t0; R * T <= 4. */
+/* out[ri * T + ti] for R rows (row0, row0 + rb, ...) and T tokens from t0 in the file layout; R * T <= 4. */
 BN_AI void tq_tile(const uint8_t *row0, size_t rb, int64_t nb, const bn_act_view *a, int64_t t0, const int R,
                    const int T, const int tq1, float *out)
 {
     const int64_t K = a->cols;
     const size_t bsz = tq1 ? 54 : 66;
+    const tq1_k kk = tq1_consts();
     __m128 sumf = _mm_setzero_ps();
     float sf = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
@@ -281,7 +302,7 @@ BN_AI void tq_tile(const uint8_t *row0, size_t rb, int64_t nb, const bn_act_view
         for (int ri = 0; ri < R; ri++) {
             const uint8_t *blk = row0 + (size_t)ri * rb + bsz * (size_t)b;
             __m256i c[8];
-            tq_block_codes(blk, tq1, c);
+            tq_block_codes(blk, tq1, c, kk);
             wd[ri] = f16_scalar(blk + bsz - 2);
             for (int ti = 0; ti < T; ti++) s[ri * T + ti] = tq_block_dot(c, a->q + (t0 + ti) * K + 256 * b);
         }
@@ -313,38 +334,254 @@ BN_AI void tq_tile(const uint8_t *row0, size_t rb, int64_t nb, const bn_act_view
     for (int p = 0; p < R * T; p++) out[p] = o[p];
 }
 
-BN_AI void mm_tq_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1, const int tq1)
+/* Rows [lo, hi) one at a time in the file layout (rows after the last x4 group are at the same
+ * place in the repacked copy pk, rows before it in w->data), tokens four at a time. */
+static void tq_file_rows(const bn_weight *w, const void *pk, const bn_act_view *a, float *y, int64_t lo, int64_t hi,
+                         const int tq1)
 {
-    const int64_t nb = w->cols / 256;
+    const int64_t nb = w->cols / 256, gend = pk ? w->rows & ~(int64_t)3 : w->rows;
     const size_t rb = (size_t)nb * (tq1 ? 54 : 66);
-    const uint8_t *base = w->data;
     float out[4];
-    if (a->n_tok == 1) {
-        /* One row at a time: reading several rows' streams interleaved (a 4 x 1 tile) is twice as
-         * fast in cache but runs at a third of the memory speed on the machines tried. */
-        for (int64_t r = r0; r < r1; r++) {
-            tq_tile(base + (size_t)r * rb, rb, nb, a, 0, 1, 1, tq1, out);
-            y[r] = out[0];
+    for (int64_t r = lo; r < hi; r++) {
+        const uint8_t *row = (const uint8_t *)(r < gend ? w->data : pk) + (size_t)r * rb;
+        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
+            int64_t T = a->n_tok - t0 < 4 ? a->n_tok - t0 : 4;
+            switch (T) {
+            case 1: tq_tile(row, rb, nb, a, t0, 1, 1, tq1, out); break;
+            case 2: tq_tile(row, rb, nb, a, t0, 1, 2, tq1, out); break;
+            case 3: tq_tile(row, rb, nb, a, t0, 1, 3, tq1, out); break;
+            default: tq_tile(row, rb, nb, a, t0, 1, 4, tq1, out); break;
+            }
+            for (int64_t t = 0; t < T; t++) y[(t0 + t) * w->rows + r] = out[t];
+        }
+    }
+}
+
+/* ---- TQ x4 (kernels_impl.h): groups of four rows from one memory stream ----
+ * A group's block is decoded into c[i][k]: row i's codes of elements 32k .. 32k + 31 (the file's
+ * element order), then sum(code * q) per row over 8 VPMADDUBSW in int16 lanes (<= 8 * 768).
+ *   TQ2_0: row i's halves at 128 (i / 2) + 32 (i % 2) and +64; codes as in the file layout.
+ *   TQ1_0: row i's qs[0..31] at 32i give elements 0..159 directly; qs[32..47] of rows 2j, 2j + 1
+ *          (32 bytes at 128 + 32j) and their qh trits come as [row 2j | row 2j + 1] vectors of 16
+ *          elements, whose 128-bit halves are regrouped per row. */
+#define TQ_TOK 16 /* tokens per GEMM tile */
+
+BN_AI void tq_x4_codes(const uint8_t *p, const int tq1, __m256i c[4][8], tq1_k kk)
+{
+    if (!tq1) {
+        for (int i = 0; i < 4; i++) {
+            const uint8_t *r = p + 128 * (i / 2) + 32 * (i % 2);
+            __m256i v0 = loadu(r), v1 = loadu(r + 64);
+            for (int k = 0; k < 4; k++) {
+                c[i][k] = tq2_code_vec(v0, k);
+                c[i][4 + k] = tq2_code_vec(v1, k);
+            }
         }
         return;
     }
-    const int64_t R = row_tile(rb);
-    for (int64_t rt = r0; rt < r1; rt += R) {
-        int64_t rend = rt + R < r1 ? rt + R : r1;
-        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
-            int64_t T = a->n_tok - t0 < 4 ? a->n_tok - t0 : 4;
-            for (int64_t r = rt; r < rend; r++) {
-                const uint8_t *row = base + (size_t)r * rb;
-                switch (T) {
-                case 1: tq_tile(row, rb, nb, a, t0, 1, 1, tq1, out); break;
-                case 2: tq_tile(row, rb, nb, a, t0, 1, 2, tq1, out); break;
-                case 3: tq_tile(row, rb, nb, a, t0, 1, 3, tq1, out); break;
-                default: tq_tile(row, rb, nb, a, t0, 1, 4, tq1, out); break;
+    const __m256i qh = tq1_bias(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + 192))));
+    for (int j = 0; j < 2; j++) {
+        tq1_trits5(loadu(p + 64 * j), c[2 * j], kk);
+        tq1_trits5(loadu(p + 64 * j + 32), c[2 * j + 1], kk);
+        __m256i v[5];
+        tq1_trits5(loadu(p + 128 + 32 * j), v, kk);
+        /* qh bytes of row 2j in the low lane, of row 2j + 1 in the high one */
+        const __m256i pick = _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1);
+        __m256i h = tq1_qh_trits_b(_mm256_permutevar8x32_epi32(qh, pick), kk);
+        c[2 * j][5] = _mm256_permute2x128_si256(v[0], v[1], 0x20);
+        c[2 * j][6] = _mm256_permute2x128_si256(v[2], v[3], 0x20);
+        c[2 * j][7] = _mm256_permute2x128_si256(v[4], h, 0x20);
+        c[2 * j + 1][5] = _mm256_permute2x128_si256(v[0], v[1], 0x31);
+        c[2 * j + 1][6] = _mm256_permute2x128_si256(v[2], v[3], 0x31);
+        c[2 * j + 1][7] = _mm256_permute2x128_si256(v[4], h, 0x31);
+    }
+}
+
+/* sum(code * q) of one row's block in int16 lanes; the empty asm pins the running sum (see I2S_MA). */
+BN_AI __m256i tq_row_dot16(const __m256i c[8], const int8_t *q)
+{
+    __m256i s0 = dot32(c[0], q), s1 = dot32(c[1], q + 32);
+    for (int k = 2; k < 8; k += 2) {
+        s0 = _mm256_add_epi16(s0, dot32(c[k], q + 32 * k));
+        __asm__("" : "+x"(s0));
+        s1 = _mm256_add_epi16(s1, dot32(c[k + 1], q + 32 * k + 32));
+        __asm__("" : "+x"(s1));
+    }
+    return _mm256_add_epi16(s0, s1);
+}
+
+/* The four rows' int16 lane sums -> [row 0, 1, 2, 3] in int32, without VPHADDW (slow): two
+ * rounds of interleave-and-add in int16 (4 * 6144 at most) leave per 128-bit half the rows in the
+ * order 0, 2, 1, 3, 0, 2, 1, 3; a byte shuffle pairs each row's two lanes, VPMADDWD widens them. */
+BN_AI __m128i tq_reduce4(__m256i s0, __m256i s1, __m256i s2, __m256i s3)
+{
+    const __m256i t01 = _mm256_add_epi16(_mm256_unpacklo_epi16(s0, s1), _mm256_unpackhi_epi16(s0, s1));
+    const __m256i t23 = _mm256_add_epi16(_mm256_unpacklo_epi16(s2, s3), _mm256_unpackhi_epi16(s2, s3));
+    const __m256i v = _mm256_add_epi16(_mm256_unpacklo_epi16(t01, t23), _mm256_unpackhi_epi16(t01, t23));
+    const __m256i pair = _mm256_setr_epi8(0, 1, 8, 9, 4, 5, 12, 13, 2, 3, 10, 11, 6, 7, 14, 15, 0, 1, 8, 9, 4, 5, 12, 13, 2,
+                                          3, 10, 11, 6, 7, 14, 15);
+    const __m256i w = _mm256_madd_epi16(_mm256_shuffle_epi8(v, pair), _mm256_set1_epi16(1));
+    return _mm_add_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+}
+
+/* sumf += (float)(S - bsum) * (d_act * d_w) per lane, the reference's step; ws: the four fp16
+ * scales (F16C widening gives the scalar decode's floats). */
+BN_AI __m128 tq_x4_step(__m128 sumf, __m128i S, const bn_act_view *a, int64_t i, const uint8_t *ws)
+{
+    const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)ws));
+    const __m128i sumi = _mm_sub_epi32(S, _mm_set1_epi32(a->sum[i]));
+    return _mm_add_ps(sumf, _mm_mul_ps(_mm_cvtepi32_ps(sumi), _mm_mul_ps(_mm_set1_ps(a->d[i]), dw)));
+}
+
+/* sum(code * q) of a group's block for one token, [row 0, 1, 2, 3]: as tq_x4_codes with
+ * tq_row_dot16, but each code vector meets its activations as soon as it is made (few live
+ * registers, nothing goes through the stack). */
+BN_AI __m128i tq_x4_sums(const uint8_t *p, const int8_t *q, const int tq1, tq1_k kk)
+{
+    __m256i s[4];
+    if (!tq1) {
+        for (int i = 0; i < 4; i++) {
+            __m256i c[8];
+            const uint8_t *r = p + 128 * (i / 2) + 32 * (i % 2);
+            __m256i v0 = loadu(r), v1 = loadu(r + 64);
+            for (int k = 0; k < 4; k++) {
+                c[k] = tq2_code_vec(v0, k);
+                c[4 + k] = tq2_code_vec(v1, k);
+            }
+            s[i] = tq_row_dot16(c, q);
+        }
+        return tq_reduce4(s[0], s[1], s[2], s[3]);
+    }
+    const __m256i qh = tq1_bias(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + 192))));
+    for (int j = 0; j < 2; j++) {
+        __m256i y0 = tq1_bias(loadu(p + 64 * j)), y1 = tq1_bias(loadu(p + 64 * j + 32));
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+        for (int n = 0; n < 5; n++) { /* elements 32n .. 32n + 31 of rows 2j, 2j + 1 */
+            const __m256i a = loadu(q + 32 * n);
+            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(tq1_trit(y0, kk), a));
+            __asm__("" : "+x"(s0));
+            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(tq1_trit(y1, kk), a));
+            __asm__("" : "+x"(s1));
+            if (n < 4) y0 = tq1_mul3(y0), y1 = tq1_mul3(y1);
+        }
+        __m256i v = tq1_bias(loadu(p + 128 + 32 * j)); /* [row 2j | row 2j + 1], elements 160 + 16n + m */
+        const __m256i pick = _mm256_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1);
+        __m256i h = tq1_qh_trits_b(_mm256_permutevar8x32_epi32(qh, pick), kk);
+        for (int n = 0; n < 5; n += 2) { /* elements 160 + 32(n/2) .. +31 */
+            const __m256i a = loadu(q + 160 + 16 * n);
+            const __m256i t0 = tq1_trit(v, kk);
+            __m256i t1 = h;
+            if (n < 4) {
+                v = tq1_mul3(v);
+                t1 = tq1_trit(v, kk);
+                v = tq1_mul3(v);
+            }
+            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(_mm256_permute2x128_si256(t0, t1, 0x20), a));
+            __asm__("" : "+x"(s0));
+            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(_mm256_permute2x128_si256(t0, t1, 0x31), a));
+            __asm__("" : "+x"(s1));
+        }
+        s[2 * j] = s0;
+        s[2 * j + 1] = s1;
+    }
+    return tq_reduce4(s[0], s[1], s[2], s[3]);
+}
+
+/* One token, one group g: y[0..3] for its rows. */
+BN_AI void tq_x4_gemv(const uint8_t *g, int64_t nb, const bn_act_view *a, const int tq1, float *y)
+{
+    const size_t gb = tq1 ? 4 * 54 : 4 * 66;
+    const tq1_k kk = tq1_consts();
+    __m128 sumf = _mm_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p = g + gb * (size_t)b;
+        sumf = tq_x4_step(sumf, tq_x4_sums(p, a->q + 256 * b, tq1, kk), a, b, p + BN_TQ_X4_SCALES(gb / 4));
+    }
+    _mm_storeu_ps(y, sumf);
+}
+
+/* T <= TQ_TOK tokens from t0, one group g: each block decoded once into a buffer, then per row its
+ * codes in registers against the T tokens; y[t * stride + i] for the group's rows i. */
+BN_AI void tq_x4_gemm(const uint8_t *g, int64_t nb, const bn_act_view *a, int64_t t0, int T, const int tq1, float *y,
+                      int64_t stride)
+{
+    const size_t gb = tq1 ? 4 * 54 : 4 * 66;
+    const int64_t K = a->cols;
+    const tq1_k kk = tq1_consts();
+    __m128 sumf[TQ_TOK];
+    for (int t = 0; t < T; t++) sumf[t] = _mm_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p = g + gb * (size_t)b;
+        const int8_t *q = a->q + t0 * K + 256 * b;
+        __m256i c[4][8], s[TQ_TOK][4];
+        tq_x4_codes(p, tq1, c, kk);
+        for (int i = 0; i < 4; i++) {
+            __m256i ci[8];
+            for (int k = 0; k < 8; k++) ci[k] = c[i][k];
+            for (int t = 0; t < T; t++) s[t][i] = tq_row_dot16(ci, q + t * K);
+        }
+        for (int t = 0; t < T; t++)
+            sumf[t] = tq_x4_step(sumf[t], tq_reduce4(s[t][0], s[t][1], s[t][2], s[t][3]), a, (t0 + t) * nb + b,
+                                 p + BN_TQ_X4_SCALES(gb / 4));
+    }
+    for (int t = 0; t < T; t++) _mm_storeu_ps(y + (t0 + t) * stride, sumf[t]);
+}
+
+static __attribute__((noinline)) void tq2_x4_gemv(const uint8_t *g, int64_t nb, const bn_act_view *a, float *y)
+{
+    tq_x4_gemv(g, nb, a, 0, y);
+}
+static __attribute__((noinline)) void tq1_x4_gemv(const uint8_t *g, int64_t nb, const bn_act_view *a, float *y)
+{
+    tq_x4_gemv(g, nb, a, 1, y);
+}
+static __attribute__((noinline)) void tq2_x4_gemm(const uint8_t *g, int64_t nb, const bn_act_view *a, int64_t t0, int T,
+                                                  float *y, int64_t stride)
+{
+    tq_x4_gemm(g, nb, a, t0, T, 0, y, stride);
+}
+static __attribute__((noinline)) void tq1_x4_gemm(const uint8_t *g, int64_t nb, const bn_act_view *a, int64_t t0, int T,
+                                                  float *y, int64_t stride)
+{
+    tq_x4_gemm(g, nb, a, t0, T, 1, y, stride);
+}
+
+/* Rows [r0, r1): whole groups of the repacked copy through the x4 kernels (a GEMM in tiles of
+ * groups whose weights stay in L2 while the tokens go by TQ_TOK at a time), other rows in the
+ * file layout. */
+BN_AI void mm_tq_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1, const int tq1)
+{
+    const void *pk = bn_weight_packed(w); /* once: another thread may publish it meanwhile */
+    const int64_t nb = w->cols / 256, gend = pk ? w->rows & ~(int64_t)3 : 0;
+    const size_t rb = (size_t)nb * (tq1 ? 54 : 66);
+    int64_t g0 = (r0 + 3) & ~(int64_t)3, g1 = r1 & ~(int64_t)3;
+    if (g1 > gend) g1 = gend;
+    if (g0 >= g1) {
+        tq_file_rows(w, pk, a, y, r0, r1, tq1);
+        return;
+    }
+    tq_file_rows(w, pk, a, y, r0, g0, tq1);
+    const uint8_t *base = pk;
+    if (a->n_tok == 1) {
+        for (int64_t r = g0; r < g1; r += 4) {
+            if (tq1) tq1_x4_gemv(base + (size_t)r * rb, nb, a, y + r);
+            else tq2_x4_gemv(base + (size_t)r * rb, nb, a, y + r);
+        }
+    } else {
+        int64_t tile = (int64_t)(131072 / (4 * rb)) * 4; /* rows whose weights stay in L2 */
+        if (tile < 4) tile = 4;
+        for (int64_t rt = g0; rt < g1; rt += tile) {
+            const int64_t rend = rt + tile < g1 ? rt + tile : g1;
+            for (int64_t t0 = 0; t0 < a->n_tok; t0 += TQ_TOK) {
+                const int T = (int)(a->n_tok - t0 < TQ_TOK ? a->n_tok - t0 : TQ_TOK);
+                for (int64_t r = rt; r < rend; r += 4) {
+                    if (tq1) tq1_x4_gemm(base + (size_t)r * rb, nb, a, t0, T, y + r, w->rows);
+                    else tq2_x4_gemm(base + (size_t)r * rb, nb, a, t0, T, y + r, w->rows);
                 }
-                for (int64_t t = 0; t < T; t++) y[(t0 + t) * w->rows + r] = out[t];
             }
         }
     }
+    tq_file_rows(w, pk, a, y, g1, r1, tq1);
 }
 
 static void mm_tq2_avx2(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
@@ -704,4 +941,5 @@ const bn_kernel_table bn_kernels_avx2 = {
     .row_align = 4,
     .act_i8 = act_i8_avx2,
     .i2s_x4 = 1,
+    .tq_x4 = 1,
 };

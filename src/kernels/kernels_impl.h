@@ -194,7 +194,9 @@ extern const uint8_t bn_tq1v_lut[5][128];
 /* enc[q]: the code for file byte q (its five trits as the reference decodes them, any byte value). */
 void bn_tq1v_encoder(uint8_t enc[256]);
 /* Whether bn_weight_repack re-encodes TQ1_0 groups this way and the AVX-512 kernel reads them so:
- * the CPU has AVX-512 VBMI (and the AVX-512 implementation), unless overridden. */
+ * the AVX-512 implementation is the active one and the CPU has VBMI, unless overridden (never
+ * with another implementation active: the AVX2 kernels read the file's encoding in the same x4
+ * layout). */
 int bn_kernels_tq1_vbmi(void);
 /* Tests: 0 turns the re-encoding off, 1 back on where the CPU has VBMI, -1 follows the CPU.  Only
  * for weights repacked afterwards (a copy keeps the encoding it was made with). */

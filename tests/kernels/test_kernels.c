@@ -310,11 +310,24 @@ static void test_tq1_vbmi_layout(void **state)
 {
     (void)state;
     const bn_cpu_features *f = bn_cpu_features_get();
-    assert_int_equal(bn_kernels_tq1_vbmi(), f->avx512vbmi && bn_kernel_impl_available(BN_KERNEL_AVX512));
-    if (!bn_kernels_tq1_vbmi()) return; /* nothing re-encoded on this CPU (the other tests cover it) */
+    const int has = f->avx512vbmi && bn_kernel_impl_available(BN_KERNEL_AVX512);
+    /* never with another implementation active, even when asked for (they read the file's bytes) */
+    for (int k = 0; k <= BN_KERNEL_WASM; k++) {
+        if (k == BN_KERNEL_AVX512 || !bn_kernel_impl_available((bn_kernel_impl)k)) continue;
+        assert_int_equal(bn_kernels_force((bn_kernel_impl)k), BN_OK);
+        bn_kernels_tq1_vbmi_override(1);
+        assert_int_equal(bn_kernels_tq1_vbmi(), 0);
+        bn_kernels_tq1_vbmi_override(-1);
+        assert_int_equal(bn_kernels_tq1_vbmi(), 0);
+    }
+    if (!has) {
+        bn_kernels_force(BN_KERNEL_REF);
+        return; /* nothing re-encoded on this CPU (the other tests cover it) */
+    }
+    assert_int_equal(bn_kernels_force(BN_KERNEL_AVX512), BN_OK);
+    assert_int_equal(bn_kernels_tq1_vbmi(), 1);
     uint8_t enc[256];
     bn_tq1v_encoder(enc);
-    assert_int_equal(bn_kernels_force(BN_KERNEL_AVX512), BN_OK);
     const int64_t rows = 7, K = 512, rb = K / 256 * 54;
     void *wd = make_weights(BN_TYPE_TQ1_0, rows, K);
     bn_weight w0, w1;
@@ -423,6 +436,9 @@ static void test_worst_case_sums(void **state)
                 for (int k = 0; k <= BN_KERNEL_WASM; k++) {
                     if (!bn_kernel_impl_available((bn_kernel_impl)k)) continue;
                     assert_int_equal(bn_kernels_force((bn_kernel_impl)k), BN_OK);
+                    /* a fresh copy per implementation: the TQ1_0 encoding of a copy depends on it */
+                    bn_weight_free(&w);
+                    assert_int_equal(bn_weight_init(&w, tt[ti], wd, rows, K), BN_OK);
                     size_t packed;
                     assert_int_equal(bn_weight_repack(&w, NULL, &packed), BN_OK); /* where k reads a repacked layout */
                     for (int gemv = 0; gemv < 2; gemv++) {
