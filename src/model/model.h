@@ -65,8 +65,8 @@ void bn_model_free(bn_model *m);
  * stored type.  No-op if the head already has that type. */
 bn_status bn_model_requantize_head(bn_model *m, uint32_t type);
 
-/* Copies the matrices the active kernels read faster in another layout (I2_S on AVX2/AVX-512, TQ1_0
- * and TQ2_0 on AVX-512: bn_weight_repack) into that layout.  With release_file_pages (the model is a read-only file
+/* Copies the matrices the active kernels read faster in another layout (I2_S, TQ1_0 and TQ2_0 on AVX2/AVX-512:
+ * bn_weight_repack) into that layout.  With release_file_pages (the model is a read-only file
  * mapping), the file's pages of each copied tensor are then dropped from the resident set, so the
  * copy does not count twice.  m->repacked_bytes gets the total.
  * Not lazy: done now, on all cores.  lazy: nothing is copied yet; the engine then calls

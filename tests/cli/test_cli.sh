@@ -103,11 +103,12 @@ if [ "$kern" = avx2 ] || [ "$kern" = avx512 ]; then
     check "run says how much was repacked" "grep -q 'ternary weights repacked over the first tokens' '$TMP/rp.err'"
     check "bench repacks at load" "\"$BITNET\" bench -m '$DATA/reference/V1/model.gguf' -p 0 -n 2 -r 1 --no-bandwidth | grep -q 'ternary weights repacked at load'"
 fi
-if [ "$kern" = avx512 ]; then
-    check "info --system: TQ repacked (avx512)" "\"$BITNET\" info --system | grep -q 'TQ layout .*repacked' && \"$BITNET\" info --system --json | grep -Eq '\"tq_repack\":[[:space:]]*true'"
+if [ "$kern" = avx2 ] || [ "$kern" = avx512 ]; then
+    check "info --system: TQ repacked ($kern)" "\"$BITNET\" info --system | grep -q 'TQ layout .*repacked' && \"$BITNET\" info --system --json | grep -Eq '\"tq_repack\":[[:space:]]*true'"
+    check "info --system with the AVX2 kernels: TQ repacked" "BITNET_KERNELS=avx2 \"$BITNET\" info --system --json | grep -Eq '\"tq_repack\":[[:space:]]*true'"
 fi
 check "info --system with the scalar kernels: file layout" "BITNET_KERNELS=ref \"$BITNET\" info --system | grep -q 'I2_S layout .*as stored in the file' && BITNET_KERNELS=ref \"$BITNET\" info --system --json | grep -Eq '\"i2s_repack\":[[:space:]]*false'"
-check "info --system with the AVX2 or scalar kernels: TQ file layout" "BITNET_KERNELS=ref \"$BITNET\" info --system | grep -q 'TQ layout .*as stored in the file' && BITNET_KERNELS=avx2 \"$BITNET\" info --system --json | grep -Eq '\"tq_repack\":[[:space:]]*false'"
+check "info --system with the scalar kernels: TQ file layout" "BITNET_KERNELS=ref \"$BITNET\" info --system | grep -q 'TQ layout .*as stored in the file' && BITNET_KERNELS=ref \"$BITNET\" info --system --json | grep -Eq '\"tq_repack\":[[:space:]]*false'"
 
 # 6. chat: two turns through stdin, the second reusing the first's cache
 printf 'Hello\nAgain\n' | "$BITNET" chat -m "$DATA/reference/V1/model.gguf" -n 8 --temp 0 >"$TMP/chat.txt" 2>"$TMP/chat.err"
