@@ -93,6 +93,14 @@ BN_AI void i2s_tile(const bn_i2s_rowptr *row, int64_t b, int64_t b1, int64_t nbl
         }
         I2S_WIDEN(0) I2S_WIDEN(1) I2S_WIDEN(2) I2S_WIDEN(3) I2S_WIDEN(4) I2S_WIDEN(5) I2S_WIDEN(6) I2S_WIDEN(7)
     }
+    if (T == 8) { /* the eight tokens' lane sums by one tree: pairwise adds, then the two halves */
+        const __m256i h0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(tot[0], tot[1]), _mm256_hadd_epi32(tot[2], tot[3]));
+        const __m256i h4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(tot[4], tot[5]), _mm256_hadd_epi32(tot[6], tot[7]));
+        const __m256i s8 = _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20),
+                                            _mm256_permute2x128_si256(h0123, h4567, 0x31));
+        _mm256_storeu_si256((__m256i *)out, _mm256_add_epi32(loadu(out), s8));
+        return;
+    }
     for (int t = 0; t < T; t++) out[t] += hsum_i32(tot[t]);
 }
 
