@@ -88,7 +88,7 @@ void bn_rope(float *x, int head_dim, int n_rot, int pos, float base, int neox)
  * order (ops.c is compiled without contraction). */
 static inline float exp_fixed(float x)
 {
-    const float xc = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    const float xc = !(x >= -87.0f) ? -87.0f : x > 88.0f ? 88.0f : x; /* NaN: -87 here, NaN returned */
     const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = xc - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
@@ -99,7 +99,7 @@ static inline float exp_fixed(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * (r * r) + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) * 8388608; /* 2^n, n in [-126, 128): a normal float */
+    const uint32_t bits = (uint32_t)((int32_t)n + 127) << 23; /* 2^n, n in [-126, 128): a normal float */
     float two_n;
     memcpy(&two_n, &bits, sizeof two_n);
     const float e = p * two_n;
