@@ -178,21 +178,22 @@ done
 check "generated tokens counted" [ "$(sed -n 's/^bitnet_generated_tokens_total \([0-9]*\)$/\1/p' "$WORK/body")" -gt 30 ]
 stop_server
 
-# ---- --stream-interval: chunks that come within 300 ms of the last send wait and go out
-# together, the same events and text; a stream of 12 quick tokens takes about one interval, not
-# one per token and not a few milliseconds
-start_server --stream-interval 300
-post /v1/completions '{"prompt":"In the beginning","max_tokens":12,"seed":42,"temperature":1}' >/dev/null
-want12=$(js 'json.dumps(d["choices"][0]["text"])')
+# ---- --stream-interval: a chunk that comes within 1000 ms of the last send waits, and the rest go
+# out together; the same events and text.  200 tokens take tens of milliseconds, so after the first
+# chunk (never held) the stream is held once, about a second, not once per token
+start_server --stream-interval 1000
+post /v1/completions '{"prompt":"In the beginning","max_tokens":200,"seed":42,"temperature":1}' >/dev/null
+want200=$(js 'json.dumps(d["choices"][0]["text"])')
+n200=$(js 'd["usage"]["completion_tokens"]')
 t0=$(date +%s.%N)
-post /v1/completions '{"prompt":"In the beginning","max_tokens":12,"seed":42,"temperature":1,"stream":true}' -N >/dev/null
+post /v1/completions '{"prompt":"In the beginning","max_tokens":200,"seed":42,"temperature":1,"stream":true}' -N >/dev/null
 t1=$(date +%s.%N)
 check "held chunks: stream framing" sse_text "$WORK/body" >/dev/null
-check "held chunks: stream text = non-stream text" [ "$(python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))' < <(sse_text "$WORK/body"))" = "$want12" ]
-check "held chunks: one event per token and the last" [ "$(grep -c '^data: {' "$WORK/body")" -ge 12 ]
+check "held chunks: stream text = non-stream text" [ "$(python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))' < <(sse_text "$WORK/body"))" = "$want200" ]
+check "held chunks: one event per token" [ "$(grep -c '^data: {' "$WORK/body")" -ge "$n200" ]
 dt=$(python3 -c "print(round($t1 - $t0, 2))")
-check "held chunks: held once ($dt s >= 0.25 s; 12 tokens take a few ms)" python3 -c "import sys; sys.exit(not ($dt >= 0.25))"
-check "held chunks: not an interval per token ($dt s < 2 s)" python3 -c "import sys; sys.exit(not ($dt < 2.0))"
+check "held chunks: held once ($dt s >= 0.9 s)" python3 -c "import sys; sys.exit(not ($dt >= 0.9))"
+check "held chunks: not an interval per token ($dt s < 3 s)" python3 -c "import sys; sys.exit(not ($dt < 3.0))"
 stop_server
 for bad in -1 1001 x; do
   check "--stream-interval $bad refused" [ "$("$BITNET" serve --stream-interval "$bad" >/dev/null 2>&1; echo $?)" = 2 ]
