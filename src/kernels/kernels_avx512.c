@@ -519,10 +519,10 @@ BN_AI __m512i tq_fold(__m512i x, __m512i y)
     return _mm512_add_epi32(_mm512_shuffle_i64x2(x, y, 0x88), _mm512_shuffle_i64x2(x, y, 0xdd));
 }
 
-/* The four rows' block sums sum(code * q) for one token's 256 activations q. */
-BN_AI __m128i tq_x4_dot(const __m512i c[16], const int8_t *q, const int tq1)
+/* The four rows' block partial sums for one token's 256 activations q: 128-bit lane i = four
+ * partial sums of row i (for TQ1_0, 64 times the true ones: every product is a multiple of 64). */
+BN_AI __m512i tq_x4_partials(const __m512i c[16], const int8_t *q, const int tq1)
 {
-    __m512i R;
     if (!tq1) {
         __m512i a[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
         for (int h = 0; h < 2; h++)
@@ -531,18 +531,23 @@ BN_AI __m128i tq_x4_dot(const __m512i c[16], const int8_t *q, const int tq1)
                 a[h] = _mm512_dpbusd_epi32(a[h], c[4 * h + j], qa);
                 a[2 + h] = _mm512_dpbusd_epi32(a[2 + h], c[8 + 4 * h + j], qa);
             }
-        R = tq_fold(_mm512_add_epi32(a[0], a[1]), _mm512_add_epi32(a[2], a[3]));
-    } else {
-        __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512(), a2 = _mm512_setzero_si512();
-        for (int n = 0; n < 5; n++) {
-            __m512i qa = bcast256(q + 32 * n);
-            a0 = _mm512_dpbusd_epi32(a0, c[n], qa);
-            a1 = _mm512_dpbusd_epi32(a1, c[5 + n], qa);
-            a2 = _mm512_dpbusd_epi32(a2, c[10 + n], bcast128(q + 160 + 16 * n));
-        }
-        __m512i a3 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c[15], bcast128(q + 240));
-        R = _mm512_add_epi32(tq_fold(a0, a1), _mm512_add_epi32(a2, a3));
+        return tq_fold(_mm512_add_epi32(a[0], a[1]), _mm512_add_epi32(a[2], a[3]));
     }
+    __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512(), a2 = _mm512_setzero_si512();
+    for (int n = 0; n < 5; n++) {
+        __m512i qa = bcast256(q + 32 * n);
+        a0 = _mm512_dpbusd_epi32(a0, c[n], qa);
+        a1 = _mm512_dpbusd_epi32(a1, c[5 + n], qa);
+        a2 = _mm512_dpbusd_epi32(a2, c[10 + n], bcast128(q + 160 + 16 * n));
+    }
+    __m512i a3 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c[15], bcast128(q + 240));
+    return _mm512_add_epi32(tq_fold(a0, a1), _mm512_add_epi32(a2, a3));
+}
+
+/* The four rows' block sums sum(code * q) for one token's 256 activations q. */
+BN_AI __m128i tq_x4_dot(const __m512i c[16], const int8_t *q, const int tq1)
+{
+    __m512i R = tq_x4_partials(c, q, tq1);
     R = _mm512_add_epi32(R, _mm512_shuffle_epi32(R, (_MM_PERM_ENUM)0x4e));
     R = _mm512_add_epi32(R, _mm512_shuffle_epi32(R, (_MM_PERM_ENUM)0xb1));
     __m128i S = _mm512_castsi512_si128(_mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12), R));
@@ -550,16 +555,51 @@ BN_AI __m128i tq_x4_dot(const __m512i c[16], const int8_t *q, const int tq1)
 }
 
 /* Block b of a group, decoded into c, for T tokens from t0: the four rows' integer sums, then the
- * reference's float step per row (sumf += (float)sumi * (d_act * d_w)); ws: the four fp16 scales. */
+ * reference's float step per row (sumf += (float)sumi * (d_act * d_w)); ws: the four fp16 scales.
+ * Tokens in fours (sumq[u]: lane 4i + k = row i, token 4u + k) share one transposing reduction of
+ * their partial sums (integer adds: exact in any order) and one vector of float steps, each lane
+ * the reference's operations; the rest one at a time (sumf[t]: lane i = row i). */
 BN_AI void tq_x4_block_steps(const __m512i c[16], const uint8_t *ws, const bn_act_view *a, int64_t t0, const int T,
-                             int64_t b, int64_t nb, const int tq1, __m128 *sumf)
+                             int64_t b, int64_t nb, const int tq1, __m512 *sumq, __m128 *sumf)
 {
     const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)ws));
-    for (int t = 0; t < T; t++) {
+    int t = 0;
+    if (T >= 4) {
+        const __m512 dw16 = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                                  _mm512_castps128_ps512(dw));
+        for (; t + 4 <= T; t += 4) {
+            __m512i R[4];
+            for (int k = 0; k < 4; k++) R[k] = tq_x4_partials(c, a->q + (t0 + t + k) * a->cols + 256 * b, tq1);
+            const __m512i t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(R[0], R[1]), _mm512_unpackhi_epi32(R[0], R[1]));
+            const __m512i t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(R[2], R[3]), _mm512_unpackhi_epi32(R[2], R[3]));
+            __m512i S = _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+            if (tq1) S = _mm512_srai_epi32(S, 6);
+            const int64_t i0 = (t0 + t) * nb + b;
+            const __m128i s4 = _mm_setr_epi32(a->sum[i0], a->sum[i0 + nb], a->sum[i0 + 2 * nb], a->sum[i0 + 3 * nb]);
+            const __m128 d4 = _mm_setr_ps(a->d[i0], a->d[i0 + nb], a->d[i0 + 2 * nb], a->d[i0 + 3 * nb]);
+            const __m512i sumi = _mm512_sub_epi32(S, _mm512_broadcast_i32x4(s4));
+            const __m512 d = _mm512_mul_ps(_mm512_broadcast_f32x4(d4), dw16);
+            sumq[t / 4] = _mm512_add_ps(sumq[t / 4], _mm512_mul_ps(_mm512_cvtepi32_ps(sumi), d));
+        }
+    }
+    for (; t < T; t++) {
         const int64_t i = (t0 + t) * nb + b;
         __m128i sumi = _mm_sub_epi32(tq_x4_dot(c, a->q + (t0 + t) * a->cols + 256 * b, tq1), _mm_set1_epi32(a->sum[i]));
         __m128 d = _mm_mul_ps(_mm_set1_ps(a->d[i]), dw);
         sumf[t] = _mm_add_ps(sumf[t], _mm_mul_ps(_mm_cvtepi32_ps(sumi), d));
+    }
+}
+
+/* sumq (see tq_x4_block_steps) to sumf: token 4u + k's four rows to sumf[4u + k]. */
+BN_AI void tq_x4_unquad(const __m512 *sumq, const int T, __m128 *sumf)
+{
+    const __m512i tr = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    for (int u = 0; u < T / 4; u++) {
+        const __m512 v = _mm512_permutexvar_ps(tr, sumq[u]);
+        sumf[4 * u] = _mm512_castps512_ps128(v);
+        sumf[4 * u + 1] = _mm512_extractf32x4_ps(v, 1);
+        sumf[4 * u + 2] = _mm512_extractf32x4_ps(v, 2);
+        sumf[4 * u + 3] = _mm512_extractf32x4_ps(v, 3);
     }
 }
 
@@ -568,14 +608,17 @@ BN_AI void tq_x4_group(const uint8_t *g, int64_t nb, const bn_act_view *a, int64
                        __m128 *sumf)
 {
     const size_t gb = tq1 ? 4 * 54 : 4 * 66;
+    __m512 sumq[TQ_TOK / 4];
+    for (int u = 0; u < T / 4; u++) sumq[u] = _mm512_setzero_ps();
     for (int t = 0; t < T; t++) sumf[t] = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p = g + gb * (size_t)b;
         for (size_t o = 0; o < gb; o += 64) _mm_prefetch((const char *)p + TQ_PREFETCH + o, _MM_HINT_T0);
         __m512i c[16];
         tq_x4_codes(p, tq1, c);
-        tq_x4_block_steps(c, p + gb - 8, a, t0, T, b, nb, tq1, sumf);
+        tq_x4_block_steps(c, p + gb - 8, a, t0, T, b, nb, tq1, sumq, sumf);
     }
+    tq_x4_unquad(sumq, T, sumf);
 }
 
 /* TQ1_0 re-encoded for VBMI (kernels_impl.h): each 64 bytes' five trit vectors by a shift, a bit
@@ -607,14 +650,17 @@ BN_AI BN_VBMI void tq1v_x4_group_t(const uint8_t *g, int64_t nb, const bn_act_vi
         hi[n] = loadu512(bn_tq1v_lut[n] + 64);
     }
     const size_t gb = 4 * 54;
+    __m512 sumq[TQ_TOK / 4];
+    for (int u = 0; u < T / 4; u++) sumq[u] = _mm512_setzero_ps();
     for (int t = 0; t < T; t++) sumf[t] = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p = g + gb * (size_t)b;
         for (size_t o = 0; o < gb; o += 64) _mm_prefetch((const char *)p + TQ_PREFETCH + o, _MM_HINT_T0);
         __m512i c[16];
         tq1v_x4_codes(p, lo, hi, c);
-        tq_x4_block_steps(c, p + gb - 8, a, t0, T, b, nb, 1, sumf);
+        tq_x4_block_steps(c, p + gb - 8, a, t0, T, b, nb, 1, sumq, sumf);
     }
+    tq_x4_unquad(sumq, T, sumf);
 }
 
 static BN_VBMI __attribute__((noinline)) void tq1v_x4_group(const uint8_t *g, int64_t nb, const bn_act_view *a,
