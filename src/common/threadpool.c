@@ -34,6 +34,12 @@ struct bn_threadpool {
     atomic_int next_chunk;  /* the next chunk to claim */
     atomic_int inside;      /* workers that have entered it and not left */
     int n_chunks;
+    /* Who sleeps on a condition variable, so that the other side takes the mutex and signals only
+     * then (a lock and a broadcast per job cost more than a small job's work).  Each side writes
+     * its flag or count, then reads the other's (all sequentially consistent), so at least one of
+     * them sees the other: a sleeper is never missed. */
+    atomic_int sleepers; /* workers waiting on cv_work */
+    atomic_int waiter;   /* the caller waiting on cv_done */
 };
 
 typedef struct {
@@ -79,8 +85,10 @@ static void *worker_main(void *p)
                 continue;
             }
             pthread_mutex_lock(&tp->mu);
+            atomic_fetch_add(&tp->sleepers, 1);
             while (atomic_load(&tp->generation) == seen && !atomic_load(&tp->stop))
                 pthread_cond_wait(&tp->cv_work, &tp->mu);
+            atomic_fetch_sub(&tp->sleepers, 1);
             pthread_mutex_unlock(&tp->mu);
         }
         if (atomic_load(&tp->stop)) break;
@@ -90,7 +98,7 @@ static void *worker_main(void *p)
              * and then waits only for workers inside, so one that wakes late costs nothing. */
             atomic_fetch_add(&tp->inside, 1);
             if (atomic_load(&tp->open_gen) == seen) run_chunks(tp);
-            if (atomic_fetch_sub(&tp->inside, 1) == 1) {
+            if (atomic_fetch_sub(&tp->inside, 1) == 1 && atomic_load(&tp->waiter)) {
                 pthread_mutex_lock(&tp->mu);
                 pthread_cond_signal(&tp->cv_done);
                 pthread_mutex_unlock(&tp->mu);
@@ -99,7 +107,7 @@ static void *worker_main(void *p)
         }
         /* a plain job waits for every worker, so its fn and arg stay as they are until this one reports */
         tp->fn(tp->arg, wa.ith, tp->n);
-        if (atomic_fetch_sub_explicit(&tp->pending, 1, memory_order_acq_rel) == 1) {
+        if (atomic_fetch_sub(&tp->pending, 1) == 1 && atomic_load(&tp->waiter)) {
             pthread_mutex_lock(&tp->mu);
             pthread_cond_signal(&tp->cv_done);
             pthread_mutex_unlock(&tp->mu);
@@ -123,6 +131,8 @@ bn_status bn_threadpool_init(bn_threadpool **out, int n_threads)
     atomic_init(&tp->stop, 0);
     atomic_init(&tp->open_gen, 0);
     atomic_init(&tp->next_chunk, 0);
+    atomic_init(&tp->sleepers, 0);
+    atomic_init(&tp->waiter, 0);
     atomic_init(&tp->inside, 0);
     if (n_threads > 1) {
         tp->threads = bn_calloc((size_t)n_threads, sizeof(pthread_t));
@@ -179,6 +189,15 @@ static unsigned next_generation(bn_threadpool *tp, unsigned chunked)
     return g ? g : 2 | chunked;
 }
 
+/* After a new generation is published: wakes the workers that sleep (see `sleepers`). */
+static void wake_sleepers(bn_threadpool *tp)
+{
+    if (atomic_load(&tp->sleepers) == 0) return;
+    pthread_mutex_lock(&tp->mu);
+    pthread_cond_broadcast(&tp->cv_work);
+    pthread_mutex_unlock(&tp->mu);
+}
+
 static void wait_until_zero(bn_threadpool *tp, atomic_int *count)
 {
     int spins = 0;
@@ -192,7 +211,9 @@ static void wait_until_zero(bn_threadpool *tp, atomic_int *count)
             continue;
         }
         pthread_mutex_lock(&tp->mu);
+        atomic_store(&tp->waiter, 1);
         while (atomic_load(count) > 0) pthread_cond_wait(&tp->cv_done, &tp->mu);
+        atomic_store(&tp->waiter, 0);
         pthread_mutex_unlock(&tp->mu);
     }
 }
@@ -208,12 +229,10 @@ void bn_threadpool_run_chunks(bn_threadpool *tp, bn_task_fn fn, void *arg, int n
     tp->arg = arg;
     tp->n_chunks = n_chunks;
     atomic_store(&tp->next_chunk, 0);
-    pthread_mutex_lock(&tp->mu);
     unsigned gen = next_generation(tp, 1);
     atomic_store(&tp->open_gen, gen);
     atomic_store(&tp->generation, gen);
-    pthread_cond_broadcast(&tp->cv_work);
-    pthread_mutex_unlock(&tp->mu);
+    wake_sleepers(tp);
     run_chunks(tp);
     /* every chunk is claimed: close the job, then wait for the workers still inside it (a worker
      * that enters from now on sees it closed and leaves at once) */
@@ -230,10 +249,8 @@ void bn_threadpool_run(bn_threadpool *tp, bn_task_fn fn, void *arg)
     tp->fn = fn;
     tp->arg = arg;
     atomic_store(&tp->pending, tp->n - 1);
-    pthread_mutex_lock(&tp->mu);
     atomic_store(&tp->generation, next_generation(tp, 0));
-    pthread_cond_broadcast(&tp->cv_work);
-    pthread_mutex_unlock(&tp->mu);
+    wake_sleepers(tp);
     fn(arg, 0, tp->n);
     wait_until_zero(tp, &tp->pending);
 }

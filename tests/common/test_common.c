@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -193,6 +194,52 @@ static void test_threadpool_chunks(void **state)
     assert_int_equal(atomic_load(&ps.sum), 999 * 1000 / 2);
 }
 
+/* A chunk that takes a while (the caller then sleeps on the done signal) when ith is 1, else none. */
+static void slow_chunk(void *arg, int ith, int nth)
+{
+    pool_state *ps = arg;
+    if (ith == 1 || nth == 1) {
+        struct timespec ts = {0, 3 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    atomic_fetch_add(&ps->sum, ith);
+    atomic_fetch_add(&ps->calls, 1);
+}
+
+/* The sleeping paths: jobs far apart (the workers have stopped spinning and sleep, and must be
+ * woken), and jobs whose chunks outlast the caller's spinning (the caller sleeps and must be
+ * woken by the last worker out); no job may be lost or hang. */
+static void test_threadpool_sleep_wake(void **state)
+{
+    (void)state;
+    for (int n = 2; n <= 3; n++) {
+        bn_threadpool *tp;
+        assert_int_equal(bn_threadpool_init(&tp, n), BN_OK);
+        for (int rep = 0; rep < 12; rep++) {
+            struct timespec gap = {0, 4 * 1000 * 1000}; /* far beyond the spin and yield phases */
+            nanosleep(&gap, NULL);
+            pool_state ps;
+            atomic_init(&ps.sum, 0);
+            atomic_init(&ps.calls, 0);
+            if (rep % 2) {
+                bn_threadpool_run(tp, pool_task, &ps);
+                assert_int_equal(atomic_load(&ps.sum), 999 * 1000 / 2);
+                assert_int_equal(atomic_load(&ps.calls), n);
+            } else {
+                bn_threadpool_run_chunks(tp, slow_chunk, &ps, 2);
+                assert_int_equal(atomic_load(&ps.calls), 2);
+                assert_int_equal(atomic_load(&ps.sum), 1);
+            }
+            pool_state ps2;
+            atomic_init(&ps2.sum, 0);
+            atomic_init(&ps2.calls, 0);
+            bn_threadpool_run(tp, slow_chunk, &ps2); /* worker 1 sleeps 3 ms: the caller waits asleep */
+            assert_int_equal(atomic_load(&ps2.calls), n);
+        }
+        bn_threadpool_free(tp);
+    }
+}
+
 static void test_split_range(void **state)
 {
     (void)state;
@@ -216,7 +263,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_message), cmocka_unit_test(test_overflow),
         cmocka_unit_test(test_fp16_all_values), cmocka_unit_test(test_fp16_rounding_matches_exhaustive_search),
-        cmocka_unit_test(test_atomic_file), cmocka_unit_test(test_threadpool), cmocka_unit_test(test_threadpool_chunks),
+        cmocka_unit_test(test_atomic_file), cmocka_unit_test(test_threadpool), cmocka_unit_test(test_threadpool_chunks), cmocka_unit_test(test_threadpool_sleep_wake),
         cmocka_unit_test(test_split_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
