@@ -966,7 +966,10 @@ BN_AI void mm_float(const bn_weight *w, const bn_act_view *a, float *y, int64_t 
     const int xk = kind != FL_F32 && a->hf ? FL_F32 : kind;
     const uint8_t *xs = xk == FL_F32 ? (const uint8_t *)(kind == FL_F32 ? a->x : a->hf) : (const uint8_t *)a->h;
     const size_t xrb = (size_t)K * (xk == FL_F32 ? 4 : 2);
-    const int64_t R = row_tile(rb);
+    /* a batch takes rows at least in pairs (float_row2 then loads each activation vector once per
+     * pair: the F16 head with 8 tokens +25%); one token keeps single rows of a long row, one
+     * memory stream (two streams halved the GEMV's speed) */
+    const int64_t R = a->n_tok > 1 && row_tile(rb) < 2 ? 2 : row_tile(rb);
     for (int64_t rt = r0; rt < r1; rt += R) {
         int64_t rend = rt + R < r1 ? rt + R : r1;
         for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
