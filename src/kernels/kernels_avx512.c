@@ -933,7 +933,16 @@ BN_AI void float_row2(const void *wr0, const void *wr1, const void *x0, int64_t 
     const size_t esz = xkind == FL_F32 ? 4 : 2;
     __m512 lo0[4], hi0[4], lo1[4], hi1[4];
     for (int t = 0; t < T; t++) lo0[t] = hi0[t] = lo1[t] = hi1[t] = _mm512_setzero_ps();
+    /* A batch's rows stream from memory while their FMAs run: the weights two pairs on (four rows)
+     * are prefetched line by line as this pair is read, so loads and FMAs overlap (the F16 head
+     * with 8 tokens: +45%; one and three pairs on measured less).  Rows follow each other, so row
+     * r + 4 is at wr0 + 4 rows. */
+    const size_t wesz = kind == FL_F32 ? 4 : 2, ahead = 4 * (size_t)K * wesz;
     for (int64_t k = 0; k < K; k += 32) {
+        if (T > 1) {
+            _mm_prefetch((const char *)wr0 + ahead + (size_t)k * wesz, _MM_HINT_T0);
+            _mm_prefetch((const char *)wr1 + ahead + (size_t)k * wesz, _MM_HINT_T0);
+        }
         const __m512 a0 = load16(wr0, k, kind), a1 = load16(wr0, k + 16, kind);
         const __m512 b0 = load16(wr1, k, kind), b1 = load16(wr1, k + 16, kind);
         for (int t = 0; t < T; t++) {
