@@ -47,6 +47,8 @@ static int64_t row_tile(size_t row_bytes)
 
 /* ---- I2_S ---- */
 
+static inline __m256i bn_x86_sum8(const __m256i s[8]); /* kernels_x86_blocks.h, included below */
+
 /* One row against T <= 8 tokens: each block's four code vectors are decoded once and serve T
  * tokens, one VPMADDUBSW + one add per 32 products, the activations folded into the multiplies as
  * memory operands.  int16 lanes take 8 blocks (see the top), then are widened into int32 totals.
@@ -93,12 +95,8 @@ BN_AI void i2s_tile(const bn_i2s_rowptr *row, int64_t b, int64_t b1, int64_t nbl
         }
         I2S_WIDEN(0) I2S_WIDEN(1) I2S_WIDEN(2) I2S_WIDEN(3) I2S_WIDEN(4) I2S_WIDEN(5) I2S_WIDEN(6) I2S_WIDEN(7)
     }
-    if (T == 8) { /* the eight tokens' lane sums by one tree: pairwise adds, then the two halves */
-        const __m256i h0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(tot[0], tot[1]), _mm256_hadd_epi32(tot[2], tot[3]));
-        const __m256i h4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(tot[4], tot[5]), _mm256_hadd_epi32(tot[6], tot[7]));
-        const __m256i s8 = _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20),
-                                            _mm256_permute2x128_si256(h0123, h4567, 0x31));
-        _mm256_storeu_si256((__m256i *)out, _mm256_add_epi32(loadu(out), s8));
+    if (T == 8) { /* the eight tokens' lane sums by one tree (kernels_x86_blocks.h) */
+        _mm256_storeu_si256((__m256i *)out, _mm256_add_epi32(loadu(out), bn_x86_sum8(tot)));
         return;
     }
     for (int t = 0; t < T; t++) out[t] += hsum_i32(tot[t]);

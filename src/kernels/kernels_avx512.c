@@ -646,7 +646,8 @@ BN_AI BN_VBMI void tq1v_x4_codes(const uint8_t *p, const __m512i lo[5], const __
     c[15] = tq1_qh_x4(p);
 }
 
-/* tq_x4_group for re-encoded TQ1_0 groups. */
+/* tq_x4_group for re-encoded TQ1_0 groups (a loop of its own: its decode needs the VBMI target,
+ * which tq_x4_group, inlined where VBMI may be absent, cannot call). */
 BN_AI BN_VBMI void tq1v_x4_group_t(const uint8_t *g, int64_t nb, const bn_act_view *a, int64_t t0, const int T,
                                    __m128 *sumf)
 {

@@ -21,9 +21,16 @@ static void rmsnorm_apply(float *y, const float *x, const float *w, int64_t n, d
     }
 }
 
+/* The eight lanes joined: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), the order two
+ * vectors of four (lanes 0..3, 4..7) reach by adding, then adding their halves. */
+static double lanes8_sum(const double l[8])
+{
+    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+}
+
 /* The sum of squares, in a fixed order that vectorises: lane j (of 8) adds the squares of elements
  * j, j+8, j+16, ... in turn (in double, each square rounded to float first), then the lanes meet in
- * the tree below.  Eight independent chains instead of one serial chain of double additions (each
+ * lanes8_sum.  Eight independent chains instead of one serial chain of double additions (each
  * 3-4 cycles) make a norm of a few hundred elements several times faster, which matters where
  * per-token steps run on one thread (small batches). */
 static double sum_squares(const float *x, int64_t n)
@@ -33,7 +40,7 @@ static double sum_squares(const float *x, int64_t n)
     for (; i + 8 <= n; i += 8)
         for (int j = 0; j < 8; j++) l[j] += (double)(x[i + j] * x[i + j]);
     for (int j = 0; i + j < n; j++) l[j] += (double)(x[i + j] * x[i + j]);
-    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+    return lanes8_sum(l);
 }
 
 static double sum_squares_simd(const float *x, int64_t n); /* sum_squares' bits, x86 SIMD where there */
@@ -110,8 +117,8 @@ float bn_exp(float x) { return exp_fixed(x); }
 
 static void exp_rows(float *x, int64_t n, float max); /* x[i] = exp_fixed(x[i] - max) */
 
-/* The max, the exps and their sum in eight double lanes (lane j: elements j, j+8, ...; joined as in
- * sum_squares), so the loops vectorise and the bits are the same everywhere. */
+/* The max, the exps and their sum in eight double lanes (lane j: elements j, j+8, ...; joined by
+ * lanes8_sum), so the loops vectorise and the bits are the same everywhere. */
 void bn_softmax(float *x, int64_t n, float scale)
 {
     float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
@@ -134,7 +141,7 @@ void bn_softmax(float *x, int64_t n, float scale)
     for (i = 0; i + 8 <= n; i += 8)
         for (int j = 0; j < 8; j++) l[j] += (double)x[i + j];
     for (int j = 0; i + j < n; j++) l[j] += (double)x[i + j];
-    const double sum = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+    const double sum = lanes8_sum(l);
     const float inv = (float)(1.0 / sum);
     for (i = 0; i < n; i++) x[i] *= inv;
 }
@@ -343,7 +350,7 @@ __attribute__((target("avx2"))) static void exp_rows_avx2(float *x, int64_t n, f
 
 #ifdef BN_OPS_X86
 /* sum_squares with lanes 0..3 and 4..7 in two vectors of doubles: the same additions in the same
- * order, the tree at the end included (v0 + v1 pairs lane j with j + 4, then the halves). */
+ * order, joined by lanes8_sum. */
 __attribute__((target("avx2"))) static double sum_squares_avx2(const float *x, int64_t n)
 {
     __m256d v0 = _mm256_setzero_pd(), v1 = _mm256_setzero_pd();
@@ -357,15 +364,14 @@ __attribute__((target("avx2"))) static double sum_squares_avx2(const float *x, i
     _mm256_storeu_pd(l, v0);
     _mm256_storeu_pd(l + 4, v1);
     for (int j = 0; i + j < n; j++) l[j] += (double)(x[i + j] * x[i + j]);
-    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+    return lanes8_sum(l);
 }
 #endif
 
 static double sum_squares_simd(const float *x, int64_t n)
 {
 #ifdef BN_OPS_X86
-    const bn_cpu_features *f = bn_cpu_features_get();
-    if (f->avx2 && bn_kernels_active() != BN_KERNEL_REF) return sum_squares_avx2(x, n);
+    if (have_avx2_f16c()) return sum_squares_avx2(x, n);
 #endif
     return sum_squares(x, n);
 }
@@ -373,8 +379,7 @@ static double sum_squares_simd(const float *x, int64_t n)
 static void exp_rows(float *x, int64_t n, float max)
 {
 #ifdef BN_OPS_X86
-    const bn_cpu_features *f = bn_cpu_features_get();
-    if (f->avx2 && bn_kernels_active() != BN_KERNEL_REF) {
+    if (have_avx2_f16c()) {
         exp_rows_avx2(x, n, max);
         return;
     }

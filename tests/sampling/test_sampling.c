@@ -231,7 +231,7 @@ static void test_rng_uniform(void **state)
  * ties by smaller id, NaN as -inf, blocks of 32 with and without a better logit; the draws equal
  * those of top_k = 0 when min_p cuts inside the k best, and those of the penalty path (which sorts
  * every candidate) when the penalty only lowers a token far below the cut. */
-static void test_top_k_scan_matches_full_sort(void **state)
+static void test_top_k_blocks_match_full_sort(void **state)
 {
     (void)state;
     enum { N = 5000 };
@@ -294,7 +294,7 @@ int main(void)
         cmocka_unit_test(test_temperature),     cmocka_unit_test(test_seed_reproducible),
         cmocka_unit_test(test_repeat_penalty),  cmocka_unit_test(test_presence_frequency),
         cmocka_unit_test(test_bad_params),      cmocka_unit_test(test_rng_uniform),
-        cmocka_unit_test(test_top_k_scan_matches_full_sort),
+        cmocka_unit_test(test_top_k_blocks_match_full_sort),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
