@@ -81,11 +81,13 @@ bool bn_kernels_repack_i2s(void)
     return tab && tab->i2s_x4;
 }
 
-bool bn_kernels_repack_tq(void)
+int bn_kernels_tq_group(void)
 {
     const bn_kernel_table *tab = bn_kernel_table_get(bn_kernels_active());
-    return tab && tab->tq_x4;
+    return tab ? tab->tq_group : 0;
 }
+
+bool bn_kernels_repack_tq(void) { return bn_kernels_tq_group() > 0; }
 
 /* ---- TQ1_0 re-encoding (kernels_impl.h, "TQ1 VBMI") ---- */
 
@@ -137,33 +139,34 @@ typedef struct repack_task {
     uint32_t type;
     const uint8_t *src;
     uint8_t *dst;
-    size_t rb, npair, groups;
+    size_t rb, npair, groups, G; /* G: rows per group */
     const uint8_t *enc; /* TQ1_0 re-encoded for VBMI (kernels_impl.h): the code of each qs byte; else NULL */
 } repack_task;
 
-/* Group g of the TQ x4 layout (kernels_impl.h) from the file's rows 4g .. 4g+3. */
+/* Group g of the TQ x4 or x16 layout (kernels_impl.h) from the file's rows Gg .. Gg+G-1. */
 static void repack_tq_group(const repack_task *T, size_t g)
 {
-    const size_t bsz = T->type == BN_TYPE_TQ1_0 ? 54 : 66, nb = T->rb / bsz;
+    const size_t bsz = T->type == BN_TYPE_TQ1_0 ? 54 : 66, nb = T->rb / bsz, G = T->G;
     for (size_t b = 0; b < nb; b++) {
-        uint8_t *d = T->dst + g * 4 * T->rb + b * 4 * bsz;
-        const uint8_t *s[4];
-        for (size_t i = 0; i < 4; i++) s[i] = T->src + (g * 4 + i) * T->rb + b * bsz;
-        for (size_t i = 0; i < 4; i++) {
-            if (bsz == 66) {
+        uint8_t *d = T->dst + g * G * T->rb + b * G * bsz;
+        for (size_t i = 0; i < G; i++) {
+            const uint8_t *s = T->src + (g * G + i) * T->rb + b * bsz;
+            if (G == 16) {
+                for (size_t v = 0; v < (bsz - 2) / 4; v++) memcpy(d + 64 * v + 4 * i, s + 4 * v, 4);
+            } else if (bsz == 66) {
                 /* rows i and i ^ 1 share a 64-byte vector per 32-byte half of qs */
                 size_t pair = 128 * (i / 2), slot = 32 * (i % 2);
-                memcpy(d + pair + slot, s[i], 32);
-                memcpy(d + pair + 64 + slot, s[i] + 32, 32);
+                memcpy(d + pair + slot, s, 32);
+                memcpy(d + pair + 64 + slot, s + 32, 32);
             } else {
-                memcpy(d + 32 * i, s[i], 32);
-                memcpy(d + 128 + 16 * i, s[i] + 32, 16);
-                memcpy(d + 192 + 4 * i, s[i] + 48, 4);
+                memcpy(d + 32 * i, s, 32);
+                memcpy(d + 128 + 16 * i, s + 32, 16);
+                memcpy(d + 192 + 4 * i, s + 48, 4);
             }
-            memcpy(d + BN_TQ_X4_SCALES(bsz) + 2 * i, s[i] + bsz - 2, 2);
+            memcpy(d + G * (bsz - 2) + 2 * i, s + bsz - 2, 2);
         }
-        if (T->enc)
-            for (size_t k = 0; k < 192; k++) d[k] = T->enc[d[k]];
+        if (T->enc) /* the qs bytes: the first G * 48 in both layouts */
+            for (size_t k = 0; k < G * 48; k++) d[k] = T->enc[d[k]];
     }
 }
 
@@ -194,7 +197,7 @@ size_t bn_weight_repack_size(const bn_weight *w)
     case BN_TYPE_I2_S: return bn_kernels_repack_i2s() ? (size_t)w->rows * (size_t)(w->cols / 4) : 0;
     case BN_TYPE_TQ1_0:
     case BN_TYPE_TQ2_0:
-        return bn_kernels_repack_tq() ? (size_t)w->rows * (size_t)(w->cols / 256) * (w->type == BN_TYPE_TQ1_0 ? 54 : 66) : 0;
+        return bn_kernels_repack_tq() && w->rows >= bn_kernels_tq_group() ? (size_t)w->rows * (size_t)(w->cols / 256) * (w->type == BN_TYPE_TQ1_0 ? 54 : 66) : 0;
     default: return 0;
     }
 }
@@ -210,11 +213,12 @@ bn_status bn_weight_repack(bn_weight *w, bn_threadpool *pool, size_t *bytes)
     uint8_t enc[256];
     const int recode = w->type == BN_TYPE_TQ1_0 && bn_kernels_tq1_vbmi();
     if (recode) bn_tq1v_encoder(enc);
-    repack_task T = {w->type, w->data, dst, rb, (size_t)w->cols / 256, (size_t)w->rows / 4, recode ? enc : NULL};
+    const size_t G = w->type == BN_TYPE_I2_S ? 4 : (size_t)bn_kernels_tq_group();
+    repack_task T = {w->type, w->data, dst, rb, (size_t)w->cols / 256, (size_t)w->rows / G, G, recode ? enc : NULL};
     if (pool) bn_threadpool_run_chunks(pool, repack_groups, &T, 4 * bn_threadpool_size(pool));
     else repack_groups(&T, 0, 1);
     /* rows after the last group keep the file layout (and encoding) */
-    memcpy(dst + T.groups * 4 * rb, T.src + T.groups * 4 * rb, total - T.groups * 4 * rb);
+    memcpy(dst + T.groups * G * rb, T.src + T.groups * G * rb, total - T.groups * G * rb);
     __atomic_store_n(&w->packed, (void *)dst, __ATOMIC_RELEASE); /* complete: readers may use it now */
     *bytes = total;
     return BN_OK;
@@ -453,6 +457,7 @@ static bn_status mm_kernel(const bn_weight *w, const bn_act *a, bn_mm_fn *fn, in
     *fn = tab->mm[w->type];
     if (!*fn) return bn_error(BN_ERR_UNSUPPORTED, "matmul: no kernel for %s", bn_type_name(w->type));
     if (tab->row_align > *align) *align = tab->row_align;
+    if ((w->type == BN_TYPE_TQ1_0 || w->type == BN_TYPE_TQ2_0) && tab->tq_group > *align) *align = tab->tq_group;
     return BN_OK;
 }
 

@@ -951,5 +951,5 @@ const bn_kernel_table bn_kernels_avx2 = {
     .row_align = 4,
     .act_i8 = act_i8_avx2,
     .i2s_x4 = 1,
-    .tq_x4 = 1,
+    .tq_group = 4,
 };

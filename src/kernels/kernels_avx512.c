@@ -458,226 +458,222 @@ BN_AI void tq_tile(const uint8_t *row0, size_t rb, int64_t nb, const bn_act_view
     for (int p = 0; p < R * T; p++) out[p] = o[p];
 }
 
-/* The TQ x4 layout (kernels_impl.h): four rows from one memory stream, each activation vector
- * loaded once for the four rows, and a block's codes decoded once for up to TQ_TOK tokens.
+/* ---- TQ x16 (kernels_impl.h): sixteen rows in the lanes of every vector ----
+ * Vector v of a group's block holds the quantised dword v of the 16 rows.  Decoded, it gives 4
+ * (TQ2_0; TQ1_0 qh) or 5 (TQ1_0 qs) code vectors, and lane i of each holds four consecutive elements
+ * of row i; one VPDPBUSD with those four activations of a token, broadcast, adds the 16 rows'
+ * products.  So the 16 block sums build up in the lanes with no horizontal reduction, the
+ * reference's float step runs on the 16 rows at once, and each code vector serves up to TQ_TOK
+ * tokens (the x4 layout's per-(row, token) reductions had been a third of a batch's work).
  *
  * TQ1_0 trits without multiplies: the byte sequence q, 3q, 9q, ... (mod 256) is two byte adds per
  * step, and the top trit of q, (3q) >> 8, is the top two bits of f(q) = avg(avg(q, 0), q -sat 2)
  * (vpavgb rounds up): f is non-decreasing, f(85) = 63, f(86) = 64, f(170) = 127, f(171) = 128 and
  * f(255) = 191, the reference's thresholds exactly (tests/kernels checks all 256 bytes).  So the
  * codes enter VPDPBUSD as 64 * trit; the products are then multiples of 64 and the block sums are
- * shifted back exactly.  A lane of a block's sum gets at most 6 groups of 4 * 128 * 128 < 2^19.
- * TQ2_0: codes 0..3 as in tq_block_codes.  The integer block sums are exact, then the reference's
- * float step per block, the four rows in the lanes of one vector. */
-#define TQ_TOK 16
-#define TQ_PREFETCH 384 /* bytes ahead in the group's stream */
+ * shifted back exactly.  A lane of a block's sum gets 64 groups of at most 4 * 128 * 128 = 2^16.
+ * TQ2_0: codes 0..3 (2 bits).  Both then subtract the activations' block sum (code 1 is zero). */
+#define TQ_TOK 8
+/* Bytes ahead in a group's stream that a batch prefetches (where the weights stream from memory,
+ * the loads then overlap the VPDPBUSDs).  A GEMV prefetches nothing: the hardware prefetcher keeps
+ * up with its one stream, and the prefetches' own cost made it 20% slower (bench/kernels). */
+#define TQ_PREFETCH 1024
 
-BN_AI __m512i bcast256(const int8_t *p) { return _mm512_broadcast_i64x4(loadu256(p)); }
-BN_AI __m512i bcast128(const int8_t *p) { return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)p)); }
 BN_AI __m512i mul3_512(__m512i q) { return _mm512_add_epi8(q, _mm512_add_epi8(q, q)); }
 BN_AI __m512i tq1_top64(__m512i q)
 {
     __m512i f = _mm512_avg_epu8(_mm512_avg_epu8(q, _mm512_setzero_si512()), _mm512_subs_epu8(q, _mm512_set1_epi8(2)));
     return _mm512_and_si512(f, _mm512_set1_epi8((char)0xc0));
 }
-
-/* 64 x the qh trits of a TQ1_0 group's block: 128-bit lane i = row i, dword j = trit j of its
- * four qh bytes. */
-BN_AI __m512i tq1_qh_x4(const uint8_t *p)
+BN_AI __m512i bcast32(const int8_t *p)
 {
-    /* row i's qh dword in every dword of lane i, its bytes times 3^j in dword j (mod 256: the low
-     * byte of a 16-bit product, the odd bytes multiplied in place with the even ones cleared) */
-    __m512i h = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-                                         _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(const void *)(p + 192))));
-    const __m512i pw = _mm512_broadcast_i32x4(_mm_setr_epi32(0x00010001, 0x00030003, 0x00090009, 0x001b001b));
-    __m512i ev = _mm512_mullo_epi16(h, pw), od = _mm512_mullo_epi16(_mm512_and_si512(h, _mm512_set1_epi16((short)0xff00)), pw);
-    return tq1_top64(_mm512_mask_blend_epi8((__mmask64)0xaaaaaaaaaaaaaaaaULL, ev, od));
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
 }
 
-/* The codes of one block of a group, as 16 vectors:
- *   TQ2_0: c[4v + j] = codes j of the v-th 64 bytes (pair v / 2 of rows, half v % 2 of qs);
- *   TQ1_0: c[5v + n] = 64 * trit n of the v-th 64 bytes (qs[0..31] of rows 0, 1; of rows 2, 3;
- *          qs[32..47] of rows 0..3), c[15] = 64 * the qh trits, 128-bit lane i = row i and
- *          dword j = trit j of its four qh bytes. */
-BN_AI void tq_x4_codes(const uint8_t *p, const int tq1, __m512i c[16])
+/* Running block sums: acc[t][j], chain j of token t.  Fewer tokens get more chains, so a GEMV is
+ * not bound by VPDPBUSD's latency. */
+#define TQ_CHAINS(T) ((T) >= 5 ? 1 : (T) >= 3 ? 2 : 4)
+typedef struct tq16_acc {
+    __m512i v[TQ_TOK][4];
+} tq16_acc;
+
+BN_AI void tq16_zero(tq16_acc *A, const int T)
 {
-    if (!tq1) {
-        const __m512i m3 = _mm512_set1_epi8(3);
-        for (int v = 0; v < 4; v++) {
-            __m512i x = loadu512(p + 64 * v);
-            for (int j = 0; j < 4; j++) c[4 * v + j] = _mm512_and_si512(j ? _mm512_srli_epi16(x, 2 * j) : x, m3);
-        }
-        return;
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < TQ_CHAINS(T); j++) A->v[t][j] = _mm512_setzero_si512();
+}
+
+/* chain n % chains of each token += codes c times the four activations at q (token t at q + tK) */
+BN_AI void tq16_dot(tq16_acc *A, const int n, __m512i c, const int8_t *q, int64_t K, const int T)
+{
+    const int j = n % TQ_CHAINS(T);
+    for (int t = 0; t < T; t++) A->v[t][j] = _mm512_dpbusd_epi32(A->v[t][j], c, bcast32(q + t * K));
+}
+
+/* TQ1_0's qh vector (the 16 rows' four qh bytes): four trits each, elements 240 + 4n + m */
+BN_AI void tq16_qh(tq16_acc *A, const uint8_t *p, const int8_t *q, int64_t K, const int T)
+{
+    __m512i x = loadu512(p + 12 * 64);
+    for (int n = 0; n < 4; n++) {
+        tq16_dot(A, n, tq1_top64(x), q + 240 + 4 * n, K, T);
+        x = mul3_512(x);
     }
-    for (int v = 0; v < 3; v++) {
-        __m512i x = loadu512(p + 64 * v);
-        for (int n = 0; n < 5; n++) {
-            c[5 * v + n] = tq1_top64(x);
-            if (n < 4) x = mul3_512(x);
-        }
-    }
-    c[15] = tq1_qh_x4(p);
 }
 
-/* 128-bit lane i = rows (2i, 2i + 1)'s lanes summed, from x (rows 0 | 1 by 256-bit half) and y (2 | 3) */
-BN_AI __m512i tq_fold(__m512i x, __m512i y)
+/* A group's block for T tokens whose activations start at q (the block's, token t at q + tK):
+ * the 16 rows' sums of code * q in S[t] (TQ1_0: 64 x the sums). */
+BN_AI void tq16_block(const uint8_t *p, const int8_t *q, int64_t K, const int T, const int tq1, __m512i *S)
 {
-    return _mm512_add_epi32(_mm512_shuffle_i64x2(x, y, 0x88), _mm512_shuffle_i64x2(x, y, 0xdd));
-}
-
-/* The four rows' block partial sums for one token's 256 activations q: 128-bit lane i = four
- * partial sums of row i (for TQ1_0, 64 times the true ones: every product is a multiple of 64). */
-BN_AI __m512i tq_x4_partials(const __m512i c[16], const int8_t *q, const int tq1)
-{
+    tq16_acc A;
+    tq16_zero(&A, T);
     if (!tq1) {
-        __m512i a[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
-        for (int h = 0; h < 2; h++)
-            for (int j = 0; j < 4; j++) {
-                __m512i qa = bcast256(q + 128 * h + 32 * j);
-                a[h] = _mm512_dpbusd_epi32(a[h], c[4 * h + j], qa);
-                a[2 + h] = _mm512_dpbusd_epi32(a[2 + h], c[8 + 4 * h + j], qa);
+        /* With a chain per code position (T <= 2) the codes stay in place, times 4^l, and each
+         * chain is shifted back once per block (exact: its lanes are multiples of 4^l). */
+        const int inplace = TQ_CHAINS(T) == 4;
+        for (int v = 0; v < 16; v++) { /* qs dword v: elements 128 (v / 8) + 32 l + 4 (v % 8) + m */
+            const __m512i x = loadu512(p + 64 * v);
+            const int8_t *qv = q + 128 * (v / 8) + 4 * (v % 8);
+            for (int l = 0; l < 4; l++) {
+                const __m512i c = inplace ? _mm512_and_si512(x, _mm512_set1_epi8((char)(3 << 2 * l)))
+                                          : _mm512_and_si512(l ? _mm512_srli_epi16(x, 2 * l) : x, _mm512_set1_epi8(3));
+                tq16_dot(&A, l, c, qv + 32 * l, K, T);
             }
-        return tq_fold(_mm512_add_epi32(a[0], a[1]), _mm512_add_epi32(a[2], a[3]));
-    }
-    __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512(), a2 = _mm512_setzero_si512();
-    for (int n = 0; n < 5; n++) {
-        __m512i qa = bcast256(q + 32 * n);
-        a0 = _mm512_dpbusd_epi32(a0, c[n], qa);
-        a1 = _mm512_dpbusd_epi32(a1, c[5 + n], qa);
-        a2 = _mm512_dpbusd_epi32(a2, c[10 + n], bcast128(q + 160 + 16 * n));
-    }
-    __m512i a3 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c[15], bcast128(q + 240));
-    return _mm512_add_epi32(tq_fold(a0, a1), _mm512_add_epi32(a2, a3));
-}
-
-/* The four rows' block sums sum(code * q) for one token's 256 activations q. */
-BN_AI __m128i tq_x4_dot(const __m512i c[16], const int8_t *q, const int tq1)
-{
-    __m512i R = tq_x4_partials(c, q, tq1);
-    R = _mm512_add_epi32(R, _mm512_shuffle_epi32(R, (_MM_PERM_ENUM)0x4e));
-    R = _mm512_add_epi32(R, _mm512_shuffle_epi32(R, (_MM_PERM_ENUM)0xb1));
-    __m128i S = _mm512_castsi512_si128(_mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12), R));
-    return tq1 ? _mm_srai_epi32(S, 6) : S;
-}
-
-/* Block b of a group, decoded into c, for T tokens from t0: the four rows' integer sums, then the
- * reference's float step per row (sumf += (float)sumi * (d_act * d_w)); ws: the four fp16 scales.
- * Tokens in fours (sumq[u]: lane 4i + k = row i, token 4u + k) share one transposing reduction of
- * their partial sums (integer adds: exact in any order) and one vector of float steps, each lane
- * the reference's operations; the rest one at a time (sumf[t]: lane i = row i). */
-BN_AI void tq_x4_block_steps(const __m512i c[16], const uint8_t *ws, const bn_act_view *a, int64_t t0, const int T,
-                             int64_t b, int64_t nb, const int tq1, __m512 *sumq, __m128 *sumf)
-{
-    const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)ws));
-    int t = 0;
-    if (T >= 4) {
-        const __m512 dw16 = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-                                                  _mm512_castps128_ps512(dw));
-        for (; t + 4 <= T; t += 4) {
-            __m512i R[4];
-            for (int k = 0; k < 4; k++) R[k] = tq_x4_partials(c, a->q + (t0 + t + k) * a->cols + 256 * b, tq1);
-            const __m512i t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(R[0], R[1]), _mm512_unpackhi_epi32(R[0], R[1]));
-            const __m512i t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(R[2], R[3]), _mm512_unpackhi_epi32(R[2], R[3]));
-            __m512i S = _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
-            if (tq1) S = _mm512_srai_epi32(S, 6);
-            const int64_t i0 = (t0 + t) * nb + b;
-            const __m128i s4 = _mm_setr_epi32(a->sum[i0], a->sum[i0 + nb], a->sum[i0 + 2 * nb], a->sum[i0 + 3 * nb]);
-            const __m128 d4 = _mm_setr_ps(a->d[i0], a->d[i0 + nb], a->d[i0 + 2 * nb], a->d[i0 + 3 * nb]);
-            const __m512i sumi = _mm512_sub_epi32(S, _mm512_broadcast_i32x4(s4));
-            const __m512 d = _mm512_mul_ps(_mm512_broadcast_f32x4(d4), dw16);
-            sumq[t / 4] = _mm512_add_ps(sumq[t / 4], _mm512_mul_ps(_mm512_cvtepi32_ps(sumi), d));
         }
+        if (inplace)
+            for (int t = 0; t < T; t++)
+                for (int l = 1; l < 4; l++) A.v[t][l] = _mm512_srai_epi32(A.v[t][l], 2 * l);
+    } else {
+        for (int v = 0; v < 12; v++) { /* qs dword v: elements 32n + 4v + m, then 160 + 16n + 4(v - 8) + m */
+            __m512i x = loadu512(p + 64 * v);
+            const int8_t *qv = v < 8 ? q + 4 * v : q + 160 + 4 * (v - 8);
+            const int step = v < 8 ? 32 : 16;
+            for (int n = 0; n < 5; n++) {
+                tq16_dot(&A, n, tq1_top64(x), qv + step * n, K, T);
+                if (n < 4) x = mul3_512(x);
+            }
+        }
+        tq16_qh(&A, p, q, K, T);
     }
-    for (; t < T; t++) {
+    for (int t = 0; t < T; t++) {
+        __m512i s = A.v[t][0];
+        for (int j = 1; j < TQ_CHAINS(T); j++) s = _mm512_add_epi32(s, A.v[t][j]);
+        S[t] = s;
+    }
+}
+
+/* The reference's float step for block b of T tokens from t0, 16 rows per lane vector:
+ * sumf += (float)(sum - bsum) * (d_act * d_w); ws: the 16 fp16 scales. */
+BN_AI void tq16_steps(const __m512i *S, const uint8_t *ws, const bn_act_view *a, int64_t t0, const int T, int64_t b,
+                      int64_t nb, const int tq1, __m512 *sumf)
+{
+    const __m512 dw = _mm512_cvtph_ps(loadu256(ws));
+    for (int t = 0; t < T; t++) {
         const int64_t i = (t0 + t) * nb + b;
-        __m128i sumi = _mm_sub_epi32(tq_x4_dot(c, a->q + (t0 + t) * a->cols + 256 * b, tq1), _mm_set1_epi32(a->sum[i]));
-        __m128 d = _mm_mul_ps(_mm_set1_ps(a->d[i]), dw);
-        sumf[t] = _mm_add_ps(sumf[t], _mm_mul_ps(_mm_cvtepi32_ps(sumi), d));
+        const __m512i sumi = _mm512_sub_epi32(tq1 ? _mm512_srai_epi32(S[t], 6) : S[t], _mm512_set1_epi32(a->sum[i]));
+        sumf[t] = _mm512_add_ps(sumf[t], _mm512_mul_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(_mm512_set1_ps(a->d[i]), dw)));
     }
 }
 
-/* sumq (see tq_x4_block_steps) to sumf: token 4u + k's four rows to sumf[4u + k]. */
-BN_AI void tq_x4_unquad(const __m512 *sumq, const int T, __m128 *sumf)
+/* y[t * stride + i] for row i of the group g and T tokens from t0 */
+BN_AI void tq16_group(const uint8_t *g, int64_t nb, const bn_act_view *a, int64_t t0, const int T, const int tq1,
+                      float *y, int64_t stride)
 {
-    const __m512i tr = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    for (int u = 0; u < T / 4; u++) {
-        const __m512 v = _mm512_permutexvar_ps(tr, sumq[u]);
-        sumf[4 * u] = _mm512_castps512_ps128(v);
-        sumf[4 * u + 1] = _mm512_extractf32x4_ps(v, 1);
-        sumf[4 * u + 2] = _mm512_extractf32x4_ps(v, 2);
-        sumf[4 * u + 3] = _mm512_extractf32x4_ps(v, 3);
-    }
-}
-
-/* sumf[t] (rows of the group in lanes) for T tokens from t0, over the group g's nb blocks. */
-BN_AI void tq_x4_group(const uint8_t *g, int64_t nb, const bn_act_view *a, int64_t t0, const int T, const int tq1,
-                       __m128 *sumf)
-{
-    const size_t gb = tq1 ? 4 * 54 : 4 * 66;
-    __m512 sumq[TQ_TOK / 4];
-    for (int u = 0; u < T / 4; u++) sumq[u] = _mm512_setzero_ps();
-    for (int t = 0; t < T; t++) sumf[t] = _mm_setzero_ps();
+    const size_t gb = 16 * (tq1 ? 54 : 66);
+    __m512 sumf[TQ_TOK];
+    for (int t = 0; t < T; t++) sumf[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p = g + gb * (size_t)b;
-        for (size_t o = 0; o < gb; o += 64) _mm_prefetch((const char *)p + TQ_PREFETCH + o, _MM_HINT_T0);
-        __m512i c[16];
-        tq_x4_codes(p, tq1, c);
-        tq_x4_block_steps(c, p + gb - 8, a, t0, T, b, nb, tq1, sumq, sumf);
+        if (T > 1)
+            for (size_t o = 0; o < gb; o += 64) _mm_prefetch((const char *)p + TQ_PREFETCH + o, _MM_HINT_T0);
+        __m512i S[TQ_TOK];
+        tq16_block(p, a->q + t0 * a->cols + 256 * b, a->cols, T, tq1, S);
+        tq16_steps(S, p + gb - 32, a, t0, T, b, nb, tq1, sumf);
     }
-    tq_x4_unquad(sumq, T, sumf);
+    for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * stride, sumf[t]);
 }
 
 /* TQ1_0 re-encoded for VBMI (kernels_impl.h): each 64 bytes' five trit vectors by a shift, a bit
- * select and five VPERMI2B, where the file's encoding takes about 28 operations. */
+ * select and five VPERMI2B, where the file's encoding takes about 28 operations.  A loop of its own:
+ * its decode needs the VBMI target, which tq16_block, inlined where VBMI may be absent, cannot use. */
 #define BN_VBMI __attribute__((target("avx512vbmi")))
 
-BN_AI BN_VBMI void tq1v_x4_codes(const uint8_t *p, const __m512i lo[5], const __m512i hi[5], __m512i c[16])
-{
-    for (int v = 0; v < 3; v++) {
-        __m512i e = loadu512(p + 64 * v);
-        __m512i s = _mm512_srli_epi16(e, 1); /* e >> 1 (bit 7 from the next byte: ignored) */
-        __m512i t = _mm512_ternarylogic_epi32(_mm512_set1_epi8(1), e, s, 0xca); /* bit 0 of e, bits 1.. of s */
-        c[5 * v + 0] = _mm512_permutex2var_epi8(lo[0], e, hi[0]);
-        c[5 * v + 1] = _mm512_permutex2var_epi8(lo[1], e, hi[1]);
-        c[5 * v + 2] = _mm512_permutex2var_epi8(lo[2], s, hi[2]);
-        c[5 * v + 3] = _mm512_permutex2var_epi8(lo[3], s, hi[3]);
-        c[5 * v + 4] = _mm512_permutex2var_epi8(lo[4], t, hi[4]);
-    }
-    c[15] = tq1_qh_x4(p);
-}
-
-/* tq_x4_group for re-encoded TQ1_0 groups (a loop of its own: its decode needs the VBMI target,
- * which tq_x4_group, inlined where VBMI may be absent, cannot call). */
-BN_AI BN_VBMI void tq1v_x4_group_t(const uint8_t *g, int64_t nb, const bn_act_view *a, int64_t t0, const int T,
-                                   __m128 *sumf)
+BN_AI BN_VBMI void tq1v_group_t(const uint8_t *g, int64_t nb, const bn_act_view *a, int64_t t0, const int T, float *y,
+                                int64_t stride)
 {
     __m512i lo[5], hi[5];
     for (int n = 0; n < 5; n++) {
         lo[n] = loadu512(bn_tq1v_lut[n]);
         hi[n] = loadu512(bn_tq1v_lut[n] + 64);
     }
-    const size_t gb = 4 * 54;
-    __m512 sumq[TQ_TOK / 4];
-    for (int u = 0; u < T / 4; u++) sumq[u] = _mm512_setzero_ps();
-    for (int t = 0; t < T; t++) sumf[t] = _mm_setzero_ps();
+    const size_t gb = 16 * 54;
+    const int64_t K = a->cols;
+    __m512 sumf[TQ_TOK];
+    for (int t = 0; t < T; t++) sumf[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p = g + gb * (size_t)b;
-        for (size_t o = 0; o < gb; o += 64) _mm_prefetch((const char *)p + TQ_PREFETCH + o, _MM_HINT_T0);
-        __m512i c[16];
-        tq1v_x4_codes(p, lo, hi, c);
-        tq_x4_block_steps(c, p + gb - 8, a, t0, T, b, nb, 1, sumq, sumf);
+        if (T > 1)
+            for (size_t o = 0; o < gb; o += 64) _mm_prefetch((const char *)p + TQ_PREFETCH + o, _MM_HINT_T0);
+        const int8_t *q = a->q + t0 * K + 256 * b;
+        tq16_acc A;
+        tq16_zero(&A, T);
+        for (int v = 0; v < 12; v++) {
+            const __m512i e = loadu512(p + 64 * v);
+            const __m512i s = _mm512_srli_epi16(e, 1); /* e >> 1 (bit 7 from the next byte: ignored) */
+            const __m512i sel = _mm512_ternarylogic_epi32(_mm512_set1_epi8(1), e, s, 0xca); /* bit 0 of e, bits 1.. of s */
+            const __m512i idx[5] = {e, e, s, s, sel};
+            const int8_t *qv = v < 8 ? q + 4 * v : q + 160 + 4 * (v - 8);
+            const int step = v < 8 ? 32 : 16;
+            for (int n = 0; n < 5; n++) tq16_dot(&A, n, _mm512_permutex2var_epi8(lo[n], idx[n], hi[n]), qv + step * n, K, T);
+        }
+        tq16_qh(&A, p, q, K, T);
+        __m512i S[TQ_TOK];
+        for (int t = 0; t < T; t++) {
+            __m512i s = A.v[t][0];
+            for (int j = 1; j < TQ_CHAINS(T); j++) s = _mm512_add_epi32(s, A.v[t][j]);
+            S[t] = s;
+        }
+        tq16_steps(S, p + gb - 32, a, t0, T, b, nb, 1, sumf);
     }
-    tq_x4_unquad(sumq, T, sumf);
+    for (int t = 0; t < T; t++) _mm512_storeu_ps(y + t * stride, sumf[t]);
 }
 
-static BN_VBMI __attribute__((noinline)) void tq1v_x4_group(const uint8_t *g, int64_t nb, const bn_act_view *a,
-                                                            int64_t t0, const int T, __m128 *sumf)
+/* One group for T (1 .. TQ_TOK) tokens, each token count its own unrolled copy. */
+#define TQ16_CASES(CALL)                                                                                               \
+    switch (T) {                                                                                                       \
+    case 1: CALL(1); break;                                                                                            \
+    case 2: CALL(2); break;                                                                                            \
+    case 3: CALL(3); break;                                                                                            \
+    case 4: CALL(4); break;                                                                                            \
+    case 5: CALL(5); break;                                                                                            \
+    case 6: CALL(6); break;                                                                                            \
+    case 7: CALL(7); break;                                                                                            \
+    default: CALL(8); break;                                                                                           \
+    }
+static BN_VBMI __attribute__((noinline)) void tq1v_group(const uint8_t *g, int64_t nb, const bn_act_view *a, int64_t t0,
+                                                         const int T, float *y, int64_t stride)
 {
-    if (T == 1) tq1v_x4_group_t(g, nb, a, t0, 1, sumf);
-    else tq1v_x4_group_t(g, nb, a, t0, T, sumf);
+#define TQ1V_CALL(TT) tq1v_group_t(g, nb, a, t0, TT, y, stride)
+    TQ16_CASES(TQ1V_CALL)
+#undef TQ1V_CALL
+}
+static __attribute__((noinline)) void tq1_group(const uint8_t *g, int64_t nb, const bn_act_view *a, int64_t t0, const int T,
+                                               float *y, int64_t stride)
+{
+#define TQ1_CALL(TT) tq16_group(g, nb, a, t0, TT, 1, y, stride)
+    TQ16_CASES(TQ1_CALL)
+#undef TQ1_CALL
+}
+static __attribute__((noinline)) void tq2_group(const uint8_t *g, int64_t nb, const bn_act_view *a, int64_t t0, const int T,
+                                               float *y, int64_t stride)
+{
+#define TQ2_CALL(TT) tq16_group(g, nb, a, t0, TT, 0, y, stride)
+    TQ16_CASES(TQ2_CALL)
+#undef TQ2_CALL
 }
 
-/* A product on the TQ x4 layout pk: groups of four rows, and rows outside full groups one at a
+/* A product on the TQ x16 layout pk: groups of 16 rows, and rows outside full groups one at a
  * time from the file layout (which pk keeps for the rows after the last group). */
 /* One row in the file layout for every token, four tokens per tile; y[t * stride] gets token t. */
 static void tq_row_tokens(const uint8_t *row, size_t rb, int64_t nb, const bn_act_view *a, const int tq1, float *y,
@@ -696,24 +692,23 @@ static void tq_row_tokens(const uint8_t *row, size_t rb, int64_t nb, const bn_ac
     }
 }
 
-BN_AI void mm_tq_x4(const bn_weight *w, const void *pk, const bn_act_view *a, float *y, int64_t r0, int64_t r1,
-                    const int tq1)
+BN_AI void mm_tq_x16(const bn_weight *w, const void *pk, const bn_act_view *a, float *y, int64_t r0, int64_t r1,
+                     const int tq1)
 {
     const int vbmi = tq1 && bn_kernels_tq1_vbmi(); /* how bn_weight_repack encoded pk's TQ1_0 groups */
-    const int64_t nb = w->cols / 256, gend = w->rows & ~(int64_t)3;
+    const int64_t nb = w->cols / 256, gend = w->rows & ~(int64_t)15;
     const size_t rb = (size_t)nb * (tq1 ? 54 : 66);
     for (int64_t r = r0; r < r1;) {
-        if (r % 4 == 0 && r + 4 <= r1 && r < gend) {
+        if (r % 16 == 0 && r + 16 <= r1 && r < gend) {
             const uint8_t *g = (const uint8_t *)pk + (size_t)r * rb;
             for (int64_t t0 = 0; t0 < a->n_tok; t0 += TQ_TOK) {
                 const int T = (int)(a->n_tok - t0 < TQ_TOK ? a->n_tok - t0 : TQ_TOK);
-                __m128 sumf[TQ_TOK];
-                if (vbmi) tq1v_x4_group(g, nb, a, t0, T, sumf);
-                else if (T == 1) tq_x4_group(g, nb, a, t0, 1, tq1, sumf);
-                else tq_x4_group(g, nb, a, t0, T, tq1, sumf);
-                for (int t = 0; t < T; t++) _mm_storeu_ps(y + (t0 + t) * w->rows + r, sumf[t]);
+                float *yt = y + t0 * w->rows + r;
+                if (vbmi) tq1v_group(g, nb, a, t0, T, yt, w->rows);
+                else if (tq1) tq1_group(g, nb, a, t0, T, yt, w->rows);
+                else tq2_group(g, nb, a, t0, T, yt, w->rows);
             }
-            r += 4;
+            r += 16;
             continue;
         }
         tq_row_tokens((const uint8_t *)(r < gend ? w->data : pk) + (size_t)r * rb, rb, nb, a, tq1, y + r, w->rows);
@@ -725,7 +720,7 @@ BN_AI void mm_tq(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0,
 {
     const void *pk = bn_weight_packed(w); /* once: another thread may publish it meanwhile */
     if (pk) {
-        mm_tq_x4(w, pk, a, y, r0, r1, tq1);
+        mm_tq_x16(w, pk, a, y, r0, r1, tq1);
         return;
     }
     const int64_t nb = w->cols / 256;
@@ -1050,6 +1045,6 @@ const bn_kernel_table bn_kernels_avx512 = {
         },
     .row_align = 4,
     .i2s_x4 = 1,
-    .tq_x4 = 1,
+    .tq_group = 16,
     .fallback = &bn_kernels_avx2, /* Q6_K */
 };

@@ -43,9 +43,10 @@ typedef struct bn_kernel_table {
     /* Whether mm[BN_TYPE_I2_S] reads the row-interleaved layout bn_weight_repack makes (it must
      * still accept weights without one). */
     int i2s_x4;
-    /* Whether mm[BN_TYPE_TQ1_0] and mm[BN_TYPE_TQ2_0] read the TQ x4 layout below (they must still
-     * accept weights without one). */
-    int tq_x4;
+    /* Rows per group of the TQ row-interleaved layout below that mm[BN_TYPE_TQ1_0] and
+     * mm[BN_TYPE_TQ2_0] read: 4 or 16, or 0 for none (they must still accept weights without one).
+     * A thread's share of a TQ product is rounded to whole groups. */
+    int tq_group;
     /* Optional: bn_quantize_act_i8 (same bits), for the I8_ROW activations.  NULL: the next
      * table's, finally bn_quantize_act_i8 itself. */
     float (*act_i8)(const float *x, int64_t n, int8_t *q, int32_t *sum);
@@ -163,22 +164,29 @@ static inline const uint8_t *bn_i2s_block(const bn_i2s_rowptr *R, int64_t b, int
     return (b | 1) < nblk ? R->pairs + (size_t)(b >> 1) * R->pair_stride + 32 * (size_t)(b & 1) : R->tail;
 }
 
-/* ---- TQ1_0 / TQ2_0 row-interleaved layout ("TQ x4"), made by bn_weight_repack ----
- * As for I2_S: a GEMV computes four rows at once from one memory stream.  With bsz the block size
- * (54 or 66 bytes), nb = K / 256 blocks and rb = nb * bsz bytes per row, group g (rows 4g .. 4g+3)
- * occupies bytes [4g*rb, 4g*rb + 4*rb), and block b of the four rows 4*bsz bytes at b*4*bsz in it,
- * the quantised bytes first and the four fp16 scales (rows 0..3) last:
- *   TQ2_0 (264 bytes): qs[0..31] of rows 0, 1; qs[32..63] of rows 0, 1; the same for rows 2, 3;
- *                      then d of rows 0..3 at 256.  (A 64-byte vector holds the same elements of
- *                      two rows, one per 256-bit half.)
- *   TQ1_0 (216 bytes): qs[0..31] of rows 0..3; qs[32..47] of rows 0..3; qh[0..3] of rows 0..3;
- *                      then d of rows 0..3 at 208.
+/* ---- TQ1_0 / TQ2_0 row-interleaved layouts ("TQ x4", "TQ x16"), made by bn_weight_repack ----
+ * As for I2_S: G rows at once from one memory stream (G = bn_kernels_tq_group(): 4 for AVX2, 16 for
+ * AVX-512).  With bsz the block size (54 or 66 bytes), nb = K / 256 blocks and rb = nb * bsz bytes
+ * per row, group g (rows Gg .. Gg+G-1) occupies bytes [Gg*rb, Gg*rb + G*rb), and block b of its G
+ * rows G*bsz bytes at b*G*bsz in it, the quantised bytes first (G * (bsz - 2)) and the G fp16
+ * scales (rows 0..G-1) last.  The quantised bytes:
+ *   x4, TQ2_0 (256 bytes): qs[0..31] of rows 0, 1; qs[32..63] of rows 0, 1; the same for rows 2, 3.
+ *                          (A 64-byte vector holds the same elements of two rows, one per 256-bit
+ *                          half.)
+ *   x4, TQ1_0 (208 bytes): qs[0..31] of rows 0..3; qs[32..47] of rows 0..3; qh[0..3] of rows 0..3.
+ *   x16, both: 64-byte vector v holds the quantised dword v (bytes 4v .. 4v+3, qs then qh) of the
+ *              16 rows, row i at 4i.  A dword's four bytes hold four consecutive elements in each
+ *              of their code positions (TQ2_0 shifts 2l; TQ1_0 trits n), so one VPDPBUSD gives
+ *              all 16 rows their products with four activations: the rows are the lanes and a
+ *              block sum needs no horizontal reduction.
  * Rows after the last full group keep the file layout, at r*rb as in the file.  Same bytes, same
  * size, only their order differs. */
-#define BN_TQ_X4_SCALES(bsz) (4 * ((bsz) - 2)) /* offset of the four scales in a group's block */
+#define BN_TQ_X4_SCALES(bsz) (4 * ((bsz) - 2)) /* offset of the four scales in an x4 group's block */
+/* Rows per group of the TQ layout bn_weight_repack makes for the active implementation (0: none). */
+int bn_kernels_tq_group(void);
 
-/* ---- TQ1_0 x4 re-encoded for byte lookups ("TQ1 VBMI"), on CPUs with AVX-512 VBMI ----
- * The same layout, but each of the 192 five-trit bytes of a group's block (qs of the four rows;
+/* ---- TQ1_0 re-encoded for byte lookups ("TQ1 VBMI"), on CPUs with AVX-512 VBMI ----
+ * The same layout, but each of the G * 48 five-trit bytes of a group's block (qs of the G rows;
  * qh and the scales keep the file's encoding) is replaced by a code e whose trits are table
  * lookups on 7-bit windows of e, one VPERMI2B each (a 128-byte table in two registers; the index
  * byte's bit 7 is ignored):
@@ -195,7 +203,7 @@ extern const uint8_t bn_tq1v_lut[5][128];
 void bn_tq1v_encoder(uint8_t enc[256]);
 /* Whether bn_weight_repack re-encodes TQ1_0 groups this way and the AVX-512 kernel reads them so:
  * the AVX-512 implementation is the active one and the CPU has VBMI, unless overridden (never
- * with another implementation active: the AVX2 kernels read the file's encoding in the same x4
+ * with another implementation active: the AVX2 kernels read the file's encoding in their x4
  * layout). */
 int bn_kernels_tq1_vbmi(void);
 /* Tests: 0 turns the re-encoding off, 1 back on where the CPU has VBMI, -1 follows the CPU.  Only

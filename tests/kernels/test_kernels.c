@@ -228,12 +228,15 @@ static void test_impls_equal_reference(void **state)
             compare_impl((bn_kernel_impl)k, type, 5, 16384, 1, NULL, NULL);
             compare_impl((bn_kernel_impl)k, type, 3, 16384, 5, pool, NULL);
             if (m <= 128) compare_impl((bn_kernel_impl)k, type, 9, 128, 17, pool, NULL);
-            /* repacked layouts: one block per row, groups of four and the rows after them, and
-             * batches longer than a kernel's token tile */
+            /* repacked layouts: one block per row, groups of four or sixteen and the rows after
+             * them, every token count of a tile, and batches longer than a kernel's token tile */
             compare_impl((bn_kernel_impl)k, type, 4, m, 1, NULL, NULL);
             compare_impl((bn_kernel_impl)k, type, 7, 2 * m, 1, pool, NULL);
             compare_impl((bn_kernel_impl)k, type, 13, 3 * m, 37, pool, NULL);
             compare_impl((bn_kernel_impl)k, type, 6, 1024 > m ? 1024 : m, 3, NULL, NULL);
+            compare_impl((bn_kernel_impl)k, type, 16, m, 1, NULL, NULL);
+            for (int64_t t = 2; t <= 9; t++) compare_impl((bn_kernel_impl)k, type, 35, 2 * m, t, t & 1 ? pool : NULL, NULL);
+            compare_impl((bn_kernel_impl)k, type, 64, 10 * m, 1, pool, NULL);
             /* more rows than a GEMM row tile, a row cut into block ranges with an odd last block */
             compare_impl((bn_kernel_impl)k, type, 150, 25 * m, 11, pool, NULL);
         }
@@ -255,8 +258,8 @@ static void test_tq_any_bytes(void **state)
             if (!bn_kernel_impl_available((bn_kernel_impl)k)) continue;
             for (int tq1 = 0; tq1 < 2; tq1++) {
                 uint32_t type = tq1 ? BN_TYPE_TQ1_0 : BN_TYPE_TQ2_0;
-                compare_impl((bn_kernel_impl)k, type, 9, 2048, 1, NULL, NULL);
-                compare_impl((bn_kernel_impl)k, type, 9, 768, 6, NULL, NULL);
+                compare_impl((bn_kernel_impl)k, type, 21, 2048, 1, NULL, NULL);
+                compare_impl((bn_kernel_impl)k, type, 21, 768, 6, NULL, NULL);
             }
         }
     }
@@ -328,7 +331,8 @@ static void test_tq1_vbmi_layout(void **state)
     assert_int_equal(bn_kernels_tq1_vbmi(), 1);
     uint8_t enc[256];
     bn_tq1v_encoder(enc);
-    const int64_t rows = 7, K = 512, rb = K / 256 * 54;
+    const int64_t G = bn_kernels_tq_group(), rows = G + 3, K = 512, rb = K / 256 * 54;
+    assert_true(G == 4 || G == 16);
     void *wd = make_weights(BN_TYPE_TQ1_0, rows, K);
     bn_weight w0, w1;
     size_t bytes;
@@ -344,8 +348,8 @@ static void test_tq1_vbmi_layout(void **state)
     const uint8_t *p0 = bn_weight_packed(&w0), *p1 = bn_weight_packed(&w1);
     int differ = 0;
     for (int64_t i = 0; i < rows * rb; i++) {
-        const int64_t in_group = i < 4 * rb, k = i % 216;
-        uint8_t want = in_group && k < 192 ? enc[p0[i]] : p0[i];
+        const int64_t in_group = i < G * rb, k = i % (G * 54);
+        uint8_t want = in_group && k < G * 48 ? enc[p0[i]] : p0[i];
         assert_int_equal(p1[i], want);
         differ += p1[i] != p0[i];
     }
@@ -361,6 +365,9 @@ static void test_tq1_vbmi_layout(void **state)
         compare_impl(BN_KERNEL_AVX512, BN_TYPE_TQ1_0, 11, 2560, 1, NULL, NULL);
         compare_impl(BN_KERNEL_AVX512, BN_TYPE_TQ1_0, 13, 768, 19, NULL, NULL);
         compare_impl(BN_KERNEL_AVX512, BN_TYPE_TQ1_0, 3, 512, 2, NULL, NULL); /* no full group */
+        compare_impl(BN_KERNEL_AVX512, BN_TYPE_TQ1_0, 16, 256, 1, NULL, NULL);
+        compare_impl(BN_KERNEL_AVX512, BN_TYPE_TQ1_0, 37, 2560, 1, NULL, NULL);
+        for (int64_t t = 2; t <= 9; t++) compare_impl(BN_KERNEL_AVX512, BN_TYPE_TQ1_0, 35, 768, t, NULL, NULL);
     }
     bn_kernels_tq1_vbmi_override(-1);
     bn_kernels_force(BN_KERNEL_REF);
