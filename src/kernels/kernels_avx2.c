@@ -71,7 +71,7 @@ BN_AI void i2s_tile(const bn_i2s_rowptr *row, int64_t b, int64_t b1, int64_t nbl
 {
     const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
     __m256i tot[8];
-    for (int t = 0; t < T; t++) tot[t] = _mm256_setzero_si256();
+    for (int t = 0; t < 8; t++) tot[t] = _mm256_setzero_si256(); /* tokens past T stay zero */
     while (b < b1) {
         const int64_t bend = b + 8 < b1 ? b + 8 : b1;
         __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
@@ -95,24 +95,34 @@ BN_AI void i2s_tile(const bn_i2s_rowptr *row, int64_t b, int64_t b1, int64_t nbl
         }
         I2S_WIDEN(0) I2S_WIDEN(1) I2S_WIDEN(2) I2S_WIDEN(3) I2S_WIDEN(4) I2S_WIDEN(5) I2S_WIDEN(6) I2S_WIDEN(7)
     }
-    if (T == 8) { /* the eight tokens' lane sums by one tree (kernels_x86_blocks.h) */
+    if (T > 1) { /* the tokens' lane sums by one tree (kernels_x86_blocks.h); out has room for 8 */
         _mm256_storeu_si256((__m256i *)out, _mm256_add_epi32(loadu(out), bn_x86_sum8(tot)));
         return;
     }
-    for (int t = 0; t < T; t++) out[t] += hsum_i32(tot[t]);
+    out[0] += hsum_i32(tot[0]);
 }
 
-/* One token, one group of the x4 layout (kernels_impl.h): each activation vector is loaded once
- * for four rows, and the four rows are independent chains; one memory stream.  A block's int16
- * lane sum is at most 4 * 768 (see the top), widened at once. */
-static void i2s_gemv_x4(const uint8_t *g, int64_t nblk, const int8_t *q, int32_t out[4])
+/* out[i] = the lane sum of acc[i]: pairs of rows interleaved, then the two 128-bit halves */
+BN_AI void x4_sums(const __m256i acc[4], int32_t out[4])
+{
+    const __m256i t01 = _mm256_add_epi32(_mm256_unpacklo_epi32(acc[0], acc[1]), _mm256_unpackhi_epi32(acc[0], acc[1]));
+    const __m256i t23 = _mm256_add_epi32(_mm256_unpacklo_epi32(acc[2], acc[3]), _mm256_unpackhi_epi32(acc[2], acc[3]));
+    const __m256i u = _mm256_add_epi32(_mm256_unpacklo_epi64(t01, t23), _mm256_unpackhi_epi64(t01, t23));
+    _mm_storeu_si128((__m128i *)out, _mm_add_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1)));
+}
+
+/* T (1 or 2) tokens, q and q + K, one group of the x4 layout (kernels_impl.h): out[4t + i] = row i,
+ * token t.  Each activation vector is loaded once for four rows, the four rows are independent
+ * chains, and the group is one memory stream; each decoded block serves the T tokens.  A block's
+ * int16 lane sum is at most 4 * 768 (see the top), widened at once.  Two tokens are for short rows
+ * in small batches, where a tile's per-row setup costs more than its products (the tiny model's
+ * K = 256: two tokens took 3.5x one token's time through the tile). */
+BN_AI void i2s_x4_tokens(const uint8_t *g, int64_t nblk, const int8_t *q, int64_t K, const int T, int32_t *out)
 {
     const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
-    __m256i acc[4];
-    for (int i = 0; i < 4; i++) acc[i] = _mm256_setzero_si256();
+    __m256i acc[2][4];
+    for (int i = 0; i < 4; i++) acc[0][i] = acc[1][i] = _mm256_setzero_si256();
     for (int64_t b = 0; b < nblk; b++) {
-        const int8_t *qb = q + 128 * b;
-        __m256i q0 = loadu(qb), q1 = loadu(qb + 32), q2 = loadu(qb + 64), q3 = loadu(qb + 96);
         /* pairs: row i's block at 256 * (b / 2) + 64 * i + 32 * (b % 2); an odd last block at
          * 128 * b + 32 * i */
         const uint8_t *p = (b | 1) < nblk ? g + 128 * (b & ~(int64_t)1) + 32 * (b & 1) : g + 128 * b;
@@ -123,16 +133,25 @@ static void i2s_gemv_x4(const uint8_t *g, int64_t nblk, const int8_t *q, int32_t
             __m256i c1 = _mm256_and_si256(_mm256_srli_epi16(w, 4), m3);
             __m256i c2 = _mm256_and_si256(_mm256_srli_epi16(w, 2), m3);
             __m256i c3 = _mm256_and_si256(w, m3);
-            __m256i s = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(c0, q0), _mm256_maddubs_epi16(c1, q1)),
-                                         _mm256_add_epi16(_mm256_maddubs_epi16(c2, q2), _mm256_maddubs_epi16(c3, q3)));
-            acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(s, ones));
+            for (int t = 0; t < T; t++) {
+                const int8_t *qb = q + t * K + 128 * b;
+                __m256i s = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(c0, loadu(qb)), _mm256_maddubs_epi16(c1, loadu(qb + 32))),
+                                             _mm256_add_epi16(_mm256_maddubs_epi16(c2, loadu(qb + 64)), _mm256_maddubs_epi16(c3, loadu(qb + 96))));
+                acc[t][i] = _mm256_add_epi32(acc[t][i], _mm256_madd_epi16(s, ones));
+            }
         }
     }
-    /* the four rows' lane sums together: pairs of rows interleaved, then the two 128-bit halves */
-    const __m256i t01 = _mm256_add_epi32(_mm256_unpacklo_epi32(acc[0], acc[1]), _mm256_unpackhi_epi32(acc[0], acc[1]));
-    const __m256i t23 = _mm256_add_epi32(_mm256_unpacklo_epi32(acc[2], acc[3]), _mm256_unpackhi_epi32(acc[2], acc[3]));
-    const __m256i u = _mm256_add_epi32(_mm256_unpacklo_epi64(t01, t23), _mm256_unpackhi_epi64(t01, t23));
-    _mm_storeu_si128((__m128i *)out, _mm_add_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1)));
+    for (int t = 0; t < T; t++) x4_sums(acc[t], out + 4 * t);
+}
+
+static void i2s_gemv_x4(const uint8_t *g, int64_t nblk, const int8_t *q, int32_t out[4])
+{
+    i2s_x4_tokens(g, nblk, q, 0, 1, out);
+}
+
+static void i2s_gemv_x4_t2(const uint8_t *g, int64_t nblk, const int8_t *q, int64_t K, int32_t out[8])
+{
+    i2s_x4_tokens(g, nblk, q, K, 2, out);
 }
 
 /* i2s_tile for one token, with the signature bn_i2s_gemv_rows takes */
@@ -152,6 +171,32 @@ static void mm_i2s_avx2(const bn_weight *w, const bn_act_view *a, float *y, int6
     const int64_t K = w->cols, nblk = K / 128;
     if (a->n_tok == 1) {
         bn_i2s_gemv_rows(w, pk, a->q, a->d[0], a->sum[0], y, r0, r1, i2s_gemv_x4, i2s_row_1);
+        return;
+    }
+    if (a->n_tok <= 4 && nblk <= 8 && pk) { /* a few tokens, short rows: x4 groups, tokens in pairs */
+        const int64_t gend = w->rows & ~(int64_t)3, rb = K / 4;
+        for (int64_t r = r0; r < r1;) {
+            if (r % 4 || r + 4 > r1 || r >= gend) {
+                for (int64_t t = 0; t < a->n_tok; t++)
+                    bn_i2s_gemv_rows(w, pk, a->q + t * K, a->d[t], a->sum[t], y + t * w->rows, r, r + 1, i2s_gemv_x4, i2s_row_1);
+                r++;
+                continue;
+            }
+            const uint8_t *g = (const uint8_t *)pk + r * rb;
+            for (int64_t t0 = 0; t0 < a->n_tok; t0 += 2) {
+                int32_t acc[8];
+                const int T = a->n_tok - t0 >= 2 ? 2 : 1;
+                if (T == 2) i2s_gemv_x4_t2(g, nblk, a->q + t0 * K, K, acc);
+                else i2s_gemv_x4(g, nblk, a->q + t0 * K, acc);
+                for (int t = 0; t < T; t++) { /* the reference's float steps, four rows per vector */
+                    const __m128 v = _mm_sub_ps(_mm_cvtepi32_ps(_mm_loadu_si128((const __m128i *)(acc + 4 * t))),
+                                                _mm_set1_ps((float)a->sum[t0 + t]));
+                    _mm_storeu_ps(y + (t0 + t) * w->rows + r,
+                                  _mm_mul_ps(_mm_div_ps(v, _mm_set1_ps(a->d[t0 + t])), _mm_set1_ps(w->scale)));
+                }
+            }
+            r += 4;
+        }
         return;
     }
     const int64_t nkc = (nblk + 23) / 24, kc = ((nblk + nkc - 1) / nkc + 1) & ~(int64_t)1; /* even ranges */
@@ -179,10 +224,16 @@ static void mm_i2s_avx2(const bn_weight *w, const bn_act_view *a, float *y, int6
                     }
                 }
             }
-            for (int64_t r = rt; r < rend; r++)
-                for (int t = 0; t < T; t++)
-                    y[(t0 + t) * w->rows + r] =
-                        ((float)acc[r - rt][t] - (float)a->sum[t0 + t]) / a->d[t0 + t] * w->scale;
+            /* the reference's float steps, a row's tokens in the lanes of one vector (tokens past T:
+             * sum 0, d 1, not stored) */
+            float sv[8] = {0, 0, 0, 0, 0, 0, 0, 0}, dv[8] = {1, 1, 1, 1, 1, 1, 1, 1}, f[8];
+            for (int t = 0; t < T; t++) sv[t] = (float)a->sum[t0 + t], dv[t] = a->d[t0 + t];
+            const __m256 sum8 = _mm256_loadu_ps(sv), d8 = _mm256_loadu_ps(dv), sc = _mm256_set1_ps(w->scale);
+            for (int64_t r = rt; r < rend; r++) {
+                const __m256 v = _mm256_cvtepi32_ps(loadu(acc[r - rt]));
+                _mm256_storeu_ps(f, _mm256_mul_ps(_mm256_div_ps(_mm256_sub_ps(v, sum8), d8), sc));
+                for (int t = 0; t < T; t++) y[(t0 + t) * w->rows + r] = f[t];
+            }
         }
     }
 }

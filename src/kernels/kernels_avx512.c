@@ -234,10 +234,12 @@ BN_AI void i2s_tile(const bn_i2s_rowptr *rows, const int R, int64_t nblk, const 
             }
         }
     }
-    if (R == 2 && T == I2S_TILE_TOK) /* the common full tile: one reduction tree for all eight, token-major */
-        _mm256_storeu_si256((__m256i *)out, reduce8(acc[0][0], acc[1][0], acc[0][1], acc[1][1], acc[0][2], acc[1][2],
-                                                    acc[0][3], acc[1][3]));
-    else
+    if (R == 2) { /* one reduction tree for all eight, token-major (tokens past T: zeros) */
+        const __m512i z = _mm512_setzero_si512();
+        _mm256_storeu_si256((__m256i *)out, reduce8(acc[0][0], acc[1][0], T > 1 ? acc[0][1] : z, T > 1 ? acc[1][1] : z,
+                                                    T > 2 ? acc[0][2] : z, T > 2 ? acc[1][2] : z, T > 3 ? acc[0][3] : z,
+                                                    T > 3 ? acc[1][3] : z));
+    } else
         for (int r = 0; r < R; r++)
             for (int t = 0; t < T; t++) out[r * T + t] = _mm512_reduce_add_epi32(acc[r][t]);
 }
@@ -256,14 +258,13 @@ static void mm_i2s_gemm_avx512(const bn_weight *w, const bn_act_view *a, float *
         for (int64_t t0 = 0; t0 < a->n_tok; t0 += I2S_TILE_TOK) {
             const int T = (int)(a->n_tok - t0 < I2S_TILE_TOK ? a->n_tok - t0 : I2S_TILE_TOK);
             const int8_t *qp = a->qp + t0 * K;
-            __m256 sumv = _mm256_setzero_ps(), dv = _mm256_set1_ps(1.0f);
+            /* per token, twice (for both rows of a tile): s0 s0 s1 s1 ...; tokens past T get 0 / 1 */
+            float s4[I2S_TILE_TOK] = {0, 0, 0, 0}, d4[I2S_TILE_TOK] = {1, 1, 1, 1};
+            for (int t = 0; t < T; t++) s4[t] = (float)a->sum[t0 + t], d4[t] = a->d[t0 + t];
+            const __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+            const __m256 sumv = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(s4)), dup);
+            const __m256 dv = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(d4)), dup);
             const __m256 scv = _mm256_set1_ps(w->scale);
-            if (T == I2S_TILE_TOK) { /* per token, twice (for both rows of a tile): s0 s0 s1 s1 ... */
-                const __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
-                __m128 s4 = _mm_cvtepi32_ps(_mm_loadu_si128((const __m128i *)(a->sum + t0))), d4 = _mm_loadu_ps(a->d + t0);
-                sumv = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(s4), dup);
-                dv = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d4), dup);
-            }
             for (int64_t r = rc; r < rend; r += 2) {
                 const int R = rend - r >= 2 ? 2 : 1;
                 bn_i2s_rowptr rows[2] = {bn_i2s_row_at(w, pk, r), bn_i2s_row_at(w, pk, R == 2 ? r + 1 : r)};
@@ -280,14 +281,14 @@ static void mm_i2s_gemm_avx512(const bn_weight *w, const bn_act_view *a, float *
                 default: TILE_CASE(4)
                 }
 #undef TILE_CASE
-                if (R == 2 && T == I2S_TILE_TOK) { /* the reference's float steps, eight at a time */
+                if (R == 2) { /* the reference's float steps, eight at a time */
                     const __m256 f = _mm256_mul_ps(_mm256_div_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(loadu256(out)), sumv), dv), scv);
                     const __m128 lo = _mm256_castps256_ps128(f), hi = _mm256_extractf128_ps(f, 1);
                     float *yr = y + t0 * w->rows + r; /* rows r, r + 1 of each token: one 8-byte store */
                     _mm_storel_pi((__m64 *)yr, lo);
-                    _mm_storeh_pi((__m64 *)(yr + w->rows), lo);
-                    _mm_storel_pi((__m64 *)(yr + 2 * w->rows), hi);
-                    _mm_storeh_pi((__m64 *)(yr + 3 * w->rows), hi);
+                    if (T > 1) _mm_storeh_pi((__m64 *)(yr + w->rows), lo);
+                    if (T > 2) _mm_storel_pi((__m64 *)(yr + 2 * w->rows), hi);
+                    if (T > 3) _mm_storeh_pi((__m64 *)(yr + 3 * w->rows), hi);
                     continue;
                 }
                 for (int i = 0; i < R; i++)
