@@ -144,7 +144,7 @@ BN_AI void i2s_x4_tokens(const uint8_t *g, int64_t nblk, const int8_t *q, int64_
     for (int t = 0; t < T; t++) x4_sums(acc[t], out + 4 * t);
 }
 
-BN_AI void i2s_gemv_x4(const uint8_t *g, int64_t nblk, const int8_t *q, int32_t out[4])
+static inline void i2s_gemv_x4(const uint8_t *g, int64_t nblk, const int8_t *q, int32_t out[4])
 {
     i2s_x4_tokens(g, nblk, q, 0, 1, out);
 }
