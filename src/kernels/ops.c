@@ -165,6 +165,7 @@ void bn_silu_mul(float *g, const float *u, int64_t n)
 #ifdef BN_OPS_X86
 #define BN_AI_OPS static inline __attribute__((always_inline, target("avx2,f16c")))
 #define BN_AI_OPS_512 static inline __attribute__((always_inline, target("avx512f,avx2,f16c")))
+#define BN_AI_OPS_FMA static inline __attribute__((always_inline, target("avx2,f16c,fma")))
 __attribute__((target("avx2,f16c"))) static float dot_f16_f32_avx2(const uint16_t *a, const float *b, int64_t n)
 {
     __m256 acc = _mm256_setzero_ps();
@@ -247,7 +248,7 @@ BN_AI_OPS __m256 lane_sums8(const __m256 a[8])
     return s;
 }
 
-BN_AI_OPS void dots_f16_gq(const uint16_t *k, size_t stride, const float *q, size_t qstride, int64_t hd, int64_t n,
+BN_AI_OPS_FMA void dots_f16_gq(const uint16_t *k, size_t stride, const float *q, size_t qstride, int64_t hd, int64_t n,
                            float *out, size_t ostride, const int GN, const int KB)
 {
     int64_t j = 0;
@@ -258,8 +259,8 @@ BN_AI_OPS void dots_f16_gq(const uint16_t *k, size_t stride, const float *q, siz
         for (; i + 8 <= hd; i += 8)
             for (int kb = 0; kb < KB; kb++) {
                 const __m256 kv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + (size_t)(j + kb) * stride + i)));
-                for (int g = 0; g < GN; g++)
-                    acc[kb * GN + g] = _mm256_add_ps(acc[kb * GN + g], _mm256_mul_ps(kv, _mm256_loadu_ps(q + (size_t)g * qstride + i)));
+                for (int g = 0; g < GN; g++) /* exact products (see bn_attn_dots_f16): fused = multiply, add */
+                    acc[kb * GN + g] = _mm256_fmadd_ps(kv, _mm256_loadu_ps(q + (size_t)g * qstride + i), acc[kb * GN + g]);
             }
         if (GN * KB == 8 && i == hd) { /* no tail: the eight sums at once */
             float sums[8];
@@ -313,7 +314,7 @@ BN_AI_OPS void values_f16_gq(float *o, size_t ostride, const float *p, size_t ps
 static int have_avx2_f16c(void)
 {
     const bn_cpu_features *f = bn_cpu_features_get(); /* detected once; cheap to ask */
-    return f->avx2 && f->f16c && bn_kernels_active() != BN_KERNEL_REF;
+    return f->avx2 && f->fma && f->f16c && bn_kernels_active() != BN_KERNEL_REF;
 }
 #endif
 
@@ -453,7 +454,7 @@ __attribute__((target("avx512f,avx2,f16c"))) static void values_z(float *o, size
 
 /* Instantiations for up to four queries: GN queries x KB keys (or NB vectors of values) per step
  * keep eight independent chains of additions in flight. */
-__attribute__((target("avx2,f16c"))) static void dots_gq_avx2(const uint16_t *k, size_t stride, const float *q, size_t qstride,
+__attribute__((target("avx2,f16c,fma"))) static void dots_gq_avx2(const uint16_t *k, size_t stride, const float *q, size_t qstride,
                                                                int G, int64_t hd, int64_t n, float *out, size_t ostride)
 {
     for (int g0 = 0; g0 < G;) {

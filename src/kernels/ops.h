@@ -40,7 +40,10 @@ float bn_dot_f16_f32(const uint16_t *a, const float *b, int64_t n);
 void bn_axpy_f16(float *y, float a, const uint16_t *v, int64_t n);
 /* Attention over n cached positions whose f16 rows lie `stride` values apart: out[j] =
  * bn_dot_f16_f32(k + j * stride, q, hd), and o = sum_j p[j] * v_j (as bn_axpy_f16 from o = 0, in j
- * order).  The same bits as those calls, computed several positions or values at a time. */
+ * order).  The same bits as those calls, computed several positions or values at a time.  The dots
+ * need q's values representable in f16 (the engine rounds Q so, as the reference does): each
+ * product of two f16 values is then exact in float, and the SIMD versions add it with a fused
+ * multiply-add, which gives the bits of a multiply and an add. */
 void bn_attn_dots_f16(const uint16_t *k, size_t stride, const float *q, int64_t hd, int64_t n, float *out);
 void bn_attn_values_f16(float *o, const float *p, const uint16_t *v, size_t stride, int64_t hd, int64_t n);
 /* The same for G queries sharing the keys and values (query heads of one KV head): query g at

@@ -61,7 +61,7 @@ static void test_attention_many_positions(void **state)
                 k[i] = bn_fp32_to_fp16(frand() * 4);
                 v[i] = bn_fp32_to_fp16(frand() * 4);
             }
-            for (int i = 0; i < hd; i++) q[i] = frand();
+            for (int i = 0; i < hd; i++) q[i] = bn_fp16_to_fp32(bn_fp32_to_fp16(frand())); /* f16 values (ops.h) */
             for (int j = 0; j < n; j++) p[j] = frand();
             for (int impl = 0; impl < 2; impl++) {
                 if (impl == 0) assert_int_equal(bn_kernels_force(BN_KERNEL_REF), BN_OK);
@@ -99,7 +99,7 @@ static void test_attention_grouped_queries(void **state)
                     k[i] = bn_fp32_to_fp16(frand() * 4);
                     v[i] = bn_fp32_to_fp16(frand() * 4);
                 }
-                for (int i = 0; i < G * hd; i++) q[i] = frand();
+                for (int i = 0; i < G * hd; i++) q[i] = bn_fp16_to_fp32(bn_fp32_to_fp16(frand()));
                 for (int i = 0; i < G * n; i++) p[i] = frand();
                 for (int impl = 0; impl < 2; impl++) {
                     if (impl == 0) assert_int_equal(bn_kernels_force(BN_KERNEL_REF), BN_OK);
