@@ -410,12 +410,12 @@ float bn_dot_f16_f32(const uint16_t *a, const float *b, int64_t n)
 BN_AI_OPS_512 void values_f16_z(float *o, size_t ostride, const float *p, size_t pstride, const uint16_t *v, size_t stride,
                                 int64_t n, const int GN, const int NB)
 {
-    __m512 y[2][8];
+    __m512 y[4][8];
     for (int g = 0; g < GN; g++)
         for (int b = 0; b < NB; b++) y[g][b] = _mm512_setzero_ps();
     for (int64_t j = 0; j < n; j++) {
         const uint16_t *vj = v + (size_t)j * stride;
-        __m512 a[2];
+        __m512 a[4];
         for (int g = 0; g < GN; g++) a[g] = _mm512_set1_ps(p[(size_t)g * pstride + (size_t)j]);
         for (int b = 0; b < NB; b++) {
             const __m512 vv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vj + 16 * b)));
@@ -438,10 +438,12 @@ __attribute__((target("avx512f,avx2,f16c"))) static void values_z(float *o, size
                                                                    int64_t n)
 {
     for (int g0 = 0; g0 < G;) {
-        const int gn = G - g0 >= 2 ? 2 : 1;
+        const int gn = G - g0 >= 4 ? 4 : G - g0 >= 2 ? 2 : 1;
         float *oo = o + (size_t)g0 * ostride;
         const float *pp = p + (size_t)g0 * pstride;
-        if (hd == 128) {
+        if (gn == 4) /* four queries per widened value (the widening shares the adds' ports), 64 values a pass */
+            for (int64_t h = 0; h < hd; h += 64) values_f16_z(oo + h, ostride, pp, pstride, v + h, stride, n, 4, 4);
+        else if (hd == 128) {
             if (gn == 2) values_f16_z(oo, ostride, pp, pstride, v, stride, n, 2, 8);
             else values_f16_z(oo, ostride, pp, pstride, v, stride, n, 1, 8);
         } else {
