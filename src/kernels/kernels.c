@@ -197,7 +197,8 @@ size_t bn_weight_repack_size(const bn_weight *w)
     case BN_TYPE_I2_S: return bn_kernels_repack_i2s() ? (size_t)w->rows * (size_t)(w->cols / 4) : 0;
     case BN_TYPE_TQ1_0:
     case BN_TYPE_TQ2_0:
-        return bn_kernels_repack_tq() && w->rows >= bn_kernels_tq_group() ? (size_t)w->rows * (size_t)(w->cols / 256) * (w->type == BN_TYPE_TQ1_0 ? 54 : 66) : 0;
+        if (!bn_kernels_repack_tq() || w->rows < bn_kernels_tq_group()) return 0; /* no whole group */
+        return (size_t)w->rows * (size_t)(w->cols / 256) * (w->type == BN_TYPE_TQ1_0 ? 54 : 66);
     default: return 0;
     }
 }
