@@ -81,6 +81,12 @@ bool bn_kernels_repack_i2s(void)
     return tab && tab->i2s_x4;
 }
 
+bool bn_i2s_x16(const bn_weight *w)
+{
+    const bn_kernel_table *tab = bn_kernel_table_get(bn_kernels_active());
+    return tab && tab->i2s_x4 == 16 && w->type == BN_TYPE_I2_S && w->cols <= BN_I2S_X16_MAX_K && w->rows >= 16;
+}
+
 int bn_kernels_tq_group(void)
 {
     const bn_kernel_table *tab = bn_kernel_table_get(bn_kernels_active());
@@ -181,8 +187,14 @@ static void repack_groups(void *arg, int ith, int nth)
             repack_tq_group(T, g);
             continue;
         }
-        const uint8_t *s0 = T->src + g * 4 * rb;
-        uint8_t *d0 = T->dst + g * 4 * rb;
+        const uint8_t *s0 = T->src + g * T->G * rb;
+        uint8_t *d0 = T->dst + g * T->G * rb;
+        if (T->G == 16) { /* I2_S x16 (kernels_impl.h) */
+            for (size_t b = 0; b < rb / 32; b++)
+                for (size_t i = 0; i < 16; i++)
+                    for (size_t v = 0; v < 8; v++) memcpy(d0 + 512 * b + 64 * v + 4 * i, s0 + i * rb + 32 * b + 4 * v, 4);
+            continue;
+        }
         for (size_t p = 0; p < npair; p++)
             for (size_t i = 0; i < 4; i++) memcpy(d0 + 256 * p + 64 * i, s0 + i * rb + 64 * p, 64);
         if (rb % 64) /* an odd last block */
@@ -214,7 +226,7 @@ bn_status bn_weight_repack(bn_weight *w, bn_threadpool *pool, size_t *bytes)
     uint8_t enc[256];
     const int recode = w->type == BN_TYPE_TQ1_0 && bn_kernels_tq1_vbmi();
     if (recode) bn_tq1v_encoder(enc);
-    const size_t G = w->type == BN_TYPE_I2_S ? 4 : (size_t)bn_kernels_tq_group();
+    const size_t G = w->type == BN_TYPE_I2_S ? (bn_i2s_x16(w) ? 16 : 4) : (size_t)bn_kernels_tq_group();
     repack_task T = {w->type, w->data, dst, rb, (size_t)w->cols / 256, (size_t)w->rows / G, G, recode ? enc : NULL};
     if (pool) bn_threadpool_run_chunks(pool, repack_groups, &T, 4 * bn_threadpool_size(pool));
     else repack_groups(&T, 0, 1);
@@ -459,6 +471,7 @@ static bn_status mm_kernel(const bn_weight *w, const bn_act *a, bn_mm_fn *fn, in
     if (!*fn) return bn_error(BN_ERR_UNSUPPORTED, "matmul: no kernel for %s", bn_type_name(w->type));
     if (tab->row_align > *align) *align = tab->row_align;
     if ((w->type == BN_TYPE_TQ1_0 || w->type == BN_TYPE_TQ2_0) && tab->tq_group > *align) *align = tab->tq_group;
+    if (bn_i2s_x16(w) && *align < 16) *align = 16; /* whole x16 groups per thread */
     return BN_OK;
 }
 

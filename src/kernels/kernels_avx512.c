@@ -15,6 +15,13 @@
 
 BN_AI __m512i loadu512(const void *p) { return _mm512_loadu_si512(p); }
 BN_AI __m256i loadu256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+/* four activation bytes in every dword lane (a VPDPBUSD memory operand with {1to16}) */
+BN_AI __m512i bcast32(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
 
 BN_AI int32_t hsum256_i32(__m256i v)
 {
@@ -307,9 +314,91 @@ static void i2s_row_1(const bn_i2s_rowptr *row, int64_t nblk, const int8_t *q, i
     i2s_row(row, nblk, q, K, 1, out);
 }
 
+/* I2_S x16 (kernels_impl.h): a group's 16 row sums for T <= 4 tokens, S[t] lane i = row i.  Each
+ * token has an accumulator per bit pair, the codes masked in place (times 64, 16, 4, 1) and the
+ * accumulators shifted back once per row (exact: their lanes are multiples of the factor).  An
+ * accumulator's lane gets 8 groups of at most 4 * 192 * 128 per block: < 2^23 for K <= 1024. */
+BN_AI void i2s16_group(const uint8_t *g, int64_t nblk, const int8_t *q, int64_t K, const int T, __m512i *S)
+{
+    const __m512i m[4] = {_mm512_set1_epi8((char)0xc0), _mm512_set1_epi8(0x30), _mm512_set1_epi8(0x0c), _mm512_set1_epi8(0x03)};
+    __m512i acc[4][4];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) acc[t][c] = _mm512_setzero_si512();
+    for (int64_t b = 0; b < nblk; b++) {
+        const uint8_t *p = g + 512 * b;
+        const int8_t *qb = q + 128 * b;
+        for (int v = 0; v < 8; v++) { /* bit pair c of dword v: elements 32c + 4v .. 32c + 4v + 3 */
+            const __m512i x = loadu512(p + 64 * v);
+            /* unrolled, so that the accumulators live in registers */
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                const __m512i codes = _mm512_and_si512(x, m[c]);
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) acc[t][c] = _mm512_dpbusd_epi32(acc[t][c], codes, bcast32(qb + t * K + 32 * c + 4 * v));
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+        S[t] = _mm512_add_epi32(_mm512_add_epi32(_mm512_srai_epi32(acc[t][0], 6), _mm512_srai_epi32(acc[t][1], 4)),
+                                _mm512_add_epi32(_mm512_srai_epi32(acc[t][2], 2), acc[t][3]));
+}
+
+/* i2s16_group for T = 1 .. 4 in a function of its own: inlined into mm_i2s_avx512, GCC spilled
+ * the accumulators and reloaded the token offsets (half the speed). */
+static __attribute__((noinline)) void i2s16_group_n(const uint8_t *g, int64_t nblk, const int8_t *q, int64_t K, int T,
+                                                    __m512i *S)
+{
+    switch (T) {
+    case 1: i2s16_group(g, nblk, q, K, 1, S); break;
+    case 2: i2s16_group(g, nblk, q, K, 2, S); break;
+    case 3: i2s16_group(g, nblk, q, K, 3, S); break;
+    default: i2s16_group(g, nblk, q, K, 4, S); break;
+    }
+}
+
+/* A product on the x16 layout: groups of 16 rows, tokens in fours, the reference's float step for
+ * 16 rows per vector; rows after the last group one at a time (the file layout, kept in pk). */
+static void mm_i2s_x16(const bn_weight *w, const void *pk, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
+{
+    const int64_t K = w->cols, nblk = K / 128, rb = K / 4, gend = w->rows & ~(int64_t)15;
+    const __m512 scv = _mm512_set1_ps(w->scale);
+    for (int64_t r = r0; r < r1;) {
+        if (r % 16 == 0 && r + 16 <= r1 && r < gend) {
+            const uint8_t *g = (const uint8_t *)pk + r * rb;
+            for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
+                const int T = (int)(a->n_tok - t0 < 4 ? a->n_tok - t0 : 4);
+                const int8_t *q = a->q + t0 * K;
+                __m512i S[4];
+                i2s16_group_n(g, nblk, q, K, T, S);
+                for (int t = 0; t < T; t++) {
+                    const __m512 v = _mm512_sub_ps(_mm512_cvtepi32_ps(S[t]), _mm512_set1_ps((float)a->sum[t0 + t]));
+                    _mm512_storeu_ps(y + (t0 + t) * w->rows + r, _mm512_mul_ps(_mm512_div_ps(v, _mm512_set1_ps(a->d[t0 + t])), scv));
+                }
+            }
+            r += 16;
+            continue;
+        }
+        const uint8_t *row = (const uint8_t *)pk + r * rb;
+        const bn_i2s_rowptr R = {row, 64, row + 64 * (nblk / 2)};
+        for (int64_t t = 0; t < a->n_tok; t++) {
+            int32_t acc;
+            i2s_row(&R, nblk, a->q + t * K, K, 1, &acc);
+            y[t * w->rows + r] = ((float)acc - (float)a->sum[t]) / a->d[t] * w->scale;
+        }
+        r++;
+    }
+}
+
 static void mm_i2s_avx512(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0, int64_t r1)
 {
     const void *pk = bn_weight_packed(w); /* once: another thread may publish it meanwhile */
+    if (pk && bn_i2s_x16(w)) {
+        mm_i2s_x16(w, pk, a, y, r0, r1);
+        return;
+    }
     if (a->n_tok > 1 && a->qp) {
         mm_i2s_gemm_avx512(w, a, y, r0, r1);
         return;
@@ -485,12 +574,6 @@ BN_AI __m512i tq1_top64(__m512i q)
 {
     __m512i f = _mm512_avg_epu8(_mm512_avg_epu8(q, _mm512_setzero_si512()), _mm512_subs_epu8(q, _mm512_set1_epi8(2)));
     return _mm512_and_si512(f, _mm512_set1_epi8((char)0xc0));
-}
-BN_AI __m512i bcast32(const int8_t *p)
-{
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
 }
 
 /* Running block sums: acc[t][j], chain j of token t.  Fewer tokens get more chains, so a GEMV is
@@ -1045,7 +1128,7 @@ const bn_kernel_table bn_kernels_avx512 = {
             [BN_TYPE_F32] = mm_f32_avx512,
         },
     .row_align = 4,
-    .i2s_x4 = 1,
+    .i2s_x4 = 16,
     .tq_group = 16,
     .fallback = &bn_kernels_avx2, /* Q6_K */
 };

@@ -41,7 +41,8 @@ typedef struct bn_kernel_table {
     /* Rows a thread's share is rounded to (keeps SIMD row groups whole); 0 means 1. */
     int row_align;
     /* Whether mm[BN_TYPE_I2_S] reads the row-interleaved layout bn_weight_repack makes (it must
-     * still accept weights without one). */
+     * still accept weights without one): 1 for x4; 16 for x4, and x16 where rows are short (see
+     * bn_i2s_x16). */
     int i2s_x4;
     /* Rows per group of the TQ row-interleaved layout below that mm[BN_TYPE_TQ1_0] and
      * mm[BN_TYPE_TQ2_0] read: 4 or 16, or 0 for none (they must still accept weights without one).
@@ -124,6 +125,19 @@ static inline bn_i2s_rowptr bn_i2s_row_at(const bn_weight *w, const void *pk, in
     }
     return R;
 }
+
+/* ---- I2_S x16, for short rows (AVX-512) ----
+ * Where rows are short (K <= BN_I2S_X16_MAX_K), a 2-row x 4-token tile spends as much on its
+ * reductions as on its products.  Such weights are repacked in groups of 16 rows instead: block b
+ * of group g (rows 16g .. 16g+15) is 512 bytes at 16g*rb + 512b, and its 64-byte vector v (v = 0..7)
+ * holds bytes 4v .. 4v+3 of each row's block, row i at 4i.  A byte j of a block holds elements j,
+ * 32+j, 64+j, 96+j in its bit pairs from the top, so lane i of vector v, masked to one bit pair,
+ * holds four consecutive elements of row i: one VPDPBUSD with those four activations, broadcast,
+ * serves the 16 rows, which stay in the lanes.  Rows after the last group keep the file layout. */
+#define BN_I2S_X16_MAX_K 1024
+/* Whether w's repacked copy (if it has one) is in the x16 layout: the active kernels read it and
+ * w's rows are short enough. */
+bool bn_i2s_x16(const bn_weight *w);
 
 /* The single-token I2_S product over rows [r0, r1), shared by the x86 files: whole groups of four
  * rows of the repacked copy pk through gemv_x4 (one memory stream), other rows one at a time
