@@ -314,13 +314,17 @@ static void i2s_row_1(const bn_i2s_rowptr *row, int64_t nblk, const int8_t *q, i
     i2s_row(row, nblk, q, K, 1, out);
 }
 
-/* I2_S x16 (kernels_impl.h): a group's 16 row sums for T <= 4 tokens, S[t] lane i = row i.  Each
- * token has an accumulator per bit pair, the codes masked in place (times 64, 16, 4, 1) and the
- * accumulators shifted back once per row (exact: their lanes are multiples of the factor).  An
- * accumulator's lane gets 8 groups of at most 4 * 192 * 128 per block: < 2^23 for K <= 1024. */
+/* I2_S x16 (kernels_impl.h): a group's 16 row sums for T <= 4 tokens, S[t] lane i = row i.  Up to
+ * two tokens keep an accumulator per bit pair, the codes masked in place (times 64, 16, 4, 1) and
+ * shifted back once per row (exact: the lanes are multiples of the factor); three or four tokens
+ * shift the codes down (two more operations per vector, shared by the tokens) into two
+ * accumulators each, so that the accumulators fit the registers.  An accumulator's lane gets at
+ * most 16 groups of 4 * 192 * 128 per block: < 2^24 for K <= 1024. */
 BN_AI void i2s16_group(const uint8_t *g, int64_t nblk, const int8_t *q, int64_t K, const int T, __m512i *S)
 {
-    const __m512i m[4] = {_mm512_set1_epi8((char)0xc0), _mm512_set1_epi8(0x30), _mm512_set1_epi8(0x0c), _mm512_set1_epi8(0x03)};
+    const int inplace = T <= 2;
+    const __m512i m3 = _mm512_set1_epi8(3);
+    const __m512i m[4] = {_mm512_set1_epi8((char)0xc0), _mm512_set1_epi8(0x30), _mm512_set1_epi8(0x0c), m3};
     __m512i acc[4][4];
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++)
@@ -334,16 +338,19 @@ BN_AI void i2s16_group(const uint8_t *g, int64_t nblk, const int8_t *q, int64_t 
             /* unrolled, so that the accumulators live in registers */
 #pragma GCC unroll 4
             for (int c = 0; c < 4; c++) {
-                const __m512i codes = _mm512_and_si512(x, m[c]);
+                const __m512i codes = inplace ? _mm512_and_si512(x, m[c])
+                                              : _mm512_and_si512(c < 3 ? _mm512_srli_epi16(x, 6 - 2 * c) : x, m3);
+                const int j = inplace ? c : c & 1;
 #pragma GCC unroll 4
-                for (int t = 0; t < T; t++) acc[t][c] = _mm512_dpbusd_epi32(acc[t][c], codes, bcast32(qb + t * K + 32 * c + 4 * v));
+                for (int t = 0; t < T; t++) acc[t][j] = _mm512_dpbusd_epi32(acc[t][j], codes, bcast32(qb + t * K + 32 * c + 4 * v));
             }
         }
     }
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++)
-        S[t] = _mm512_add_epi32(_mm512_add_epi32(_mm512_srai_epi32(acc[t][0], 6), _mm512_srai_epi32(acc[t][1], 4)),
-                                _mm512_add_epi32(_mm512_srai_epi32(acc[t][2], 2), acc[t][3]));
+        S[t] = inplace ? _mm512_add_epi32(_mm512_add_epi32(_mm512_srai_epi32(acc[t][0], 6), _mm512_srai_epi32(acc[t][1], 4)),
+                                          _mm512_add_epi32(_mm512_srai_epi32(acc[t][2], 2), acc[t][3]))
+                       : _mm512_add_epi32(acc[t][0], acc[t][1]);
 }
 
 /* i2s16_group for T = 1 .. 4 in a function of its own: inlined into mm_i2s_avx512, GCC spilled
