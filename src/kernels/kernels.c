@@ -84,7 +84,7 @@ bool bn_kernels_repack_i2s(void)
 bool bn_i2s_x16(const bn_weight *w)
 {
     const bn_kernel_table *tab = bn_kernel_table_get(bn_kernels_active());
-    return tab && tab->i2s_x4 == 16 && w->type == BN_TYPE_I2_S && w->cols <= BN_I2S_X16_MAX_K && w->rows >= 16;
+    return tab && tab->i2s_x16 && w->type == BN_TYPE_I2_S && w->cols <= BN_I2S_X16_MAX_K && w->rows >= 16;
 }
 
 int bn_kernels_tq_group(void)

@@ -764,25 +764,23 @@ static __attribute__((noinline)) void tq2_group(const uint8_t *g, int64_t nb, co
 #undef TQ2_CALL
 }
 
-/* A product on the TQ x16 layout pk: groups of 16 rows, and rows outside full groups one at a
- * time from the file layout (which pk keeps for the rows after the last group). */
-/* One row in the file layout for every token, four tokens per tile; y[t * stride] gets token t. */
-static void tq_row_tokens(const uint8_t *row, size_t rb, int64_t nb, const bn_act_view *a, const int tq1, float *y,
-                          int64_t stride)
+/* One row in the file layout for tokens t0 .. t0+3 (fewer at the end); y[t * stride] gets token t. */
+static void tq_row_tok4(const uint8_t *row, size_t rb, int64_t nb, const bn_act_view *a, int64_t t0, const int tq1,
+                        float *y, int64_t stride)
 {
-    for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
-        const int64_t T = a->n_tok - t0 < 4 ? a->n_tok - t0 : 4;
-        float out[4];
-        switch (T) {
-        case 1: tq_tile(row, rb, nb, a, t0, 1, 1, tq1, out); break;
-        case 2: tq_tile(row, rb, nb, a, t0, 1, 2, tq1, out); break;
-        case 3: tq_tile(row, rb, nb, a, t0, 1, 3, tq1, out); break;
-        default: tq_tile(row, rb, nb, a, t0, 1, 4, tq1, out); break;
-        }
-        for (int64_t t = 0; t < T; t++) y[(t0 + t) * stride] = out[t];
+    const int64_t T = a->n_tok - t0 < 4 ? a->n_tok - t0 : 4;
+    float out[4];
+    switch (T) {
+    case 1: tq_tile(row, rb, nb, a, t0, 1, 1, tq1, out); break;
+    case 2: tq_tile(row, rb, nb, a, t0, 1, 2, tq1, out); break;
+    case 3: tq_tile(row, rb, nb, a, t0, 1, 3, tq1, out); break;
+    default: tq_tile(row, rb, nb, a, t0, 1, 4, tq1, out); break;
     }
+    for (int64_t t = 0; t < T; t++) y[(t0 + t) * stride] = out[t];
 }
 
+/* A product on the TQ x16 layout pk: groups of 16 rows, and rows outside full groups one at a
+ * time from the file layout (which pk keeps for the rows after the last group). */
 BN_AI void mm_tq_x16(const bn_weight *w, const void *pk, const bn_act_view *a, float *y, int64_t r0, int64_t r1,
                      const int tq1)
 {
@@ -802,7 +800,8 @@ BN_AI void mm_tq_x16(const bn_weight *w, const void *pk, const bn_act_view *a, f
             r += 16;
             continue;
         }
-        tq_row_tokens((const uint8_t *)(r < gend ? w->data : pk) + (size_t)r * rb, rb, nb, a, tq1, y + r, w->rows);
+        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4)
+            tq_row_tok4((const uint8_t *)(r < gend ? w->data : pk) + (size_t)r * rb, rb, nb, a, t0, tq1, y + r, w->rows);
         r++;
     }
 }
@@ -817,32 +816,14 @@ BN_AI void mm_tq(const bn_weight *w, const bn_act_view *a, float *y, int64_t r0,
     const int64_t nb = w->cols / 256;
     const size_t rb = (size_t)nb * (tq1 ? 54 : 66);
     const uint8_t *base = w->data;
-    float out[4];
-    if (a->n_tok == 1) {
-        /* One row at a time: reading several rows' streams interleaved (a 4 x 1 tile) is twice as
-         * fast in cache but runs at a third of the memory speed on the machines tried. */
-        for (int64_t r = r0; r < r1; r++) {
-            tq_tile(base + (size_t)r * rb, rb, nb, a, 0, 1, 1, tq1, out);
-            y[r] = out[0];
-        }
-        return;
-    }
-    const int64_t R = row_tile(rb);
+    /* A batch in tiles of row_tile rows x 4 tokens (the rows' weights stay in cache for the token
+     * groups).  A GEMV one row at a time: reading several rows' streams interleaved (a 4 x 1 tile)
+     * is twice as fast in cache but runs at a third of the memory speed on the machines tried. */
+    const int64_t R = a->n_tok == 1 ? 1 : row_tile(rb);
     for (int64_t rt = r0; rt < r1; rt += R) {
         int64_t rend = rt + R < r1 ? rt + R : r1;
-        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4) {
-            int64_t T = a->n_tok - t0 < 4 ? a->n_tok - t0 : 4;
-            for (int64_t r = rt; r < rend; r++) {
-                const uint8_t *row = base + (size_t)r * rb;
-                switch (T) {
-                case 1: tq_tile(row, rb, nb, a, t0, 1, 1, tq1, out); break;
-                case 2: tq_tile(row, rb, nb, a, t0, 1, 2, tq1, out); break;
-                case 3: tq_tile(row, rb, nb, a, t0, 1, 3, tq1, out); break;
-                default: tq_tile(row, rb, nb, a, t0, 1, 4, tq1, out); break;
-                }
-                for (int64_t t = 0; t < T; t++) y[(t0 + t) * w->rows + r] = out[t];
-            }
-        }
+        for (int64_t t0 = 0; t0 < a->n_tok; t0 += 4)
+            for (int64_t r = rt; r < rend; r++) tq_row_tok4(base + (size_t)r * rb, rb, nb, a, t0, tq1, y + r, w->rows);
     }
 }
 
@@ -1135,7 +1116,8 @@ const bn_kernel_table bn_kernels_avx512 = {
             [BN_TYPE_F32] = mm_f32_avx512,
         },
     .row_align = 4,
-    .i2s_x4 = 16,
+    .i2s_x4 = 1,
+    .i2s_x16 = 1,
     .tq_group = 16,
     .fallback = &bn_kernels_avx2, /* Q6_K */
 };

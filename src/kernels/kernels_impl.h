@@ -41,9 +41,10 @@ typedef struct bn_kernel_table {
     /* Rows a thread's share is rounded to (keeps SIMD row groups whole); 0 means 1. */
     int row_align;
     /* Whether mm[BN_TYPE_I2_S] reads the row-interleaved layout bn_weight_repack makes (it must
-     * still accept weights without one): 1 for x4; 16 for x4, and x16 where rows are short (see
-     * bn_i2s_x16). */
+     * still accept weights without one). */
     int i2s_x4;
+    /* Whether it reads short rows (see bn_i2s_x16) in the x16 layout instead. */
+    int i2s_x16;
     /* Rows per group of the TQ row-interleaved layout below that mm[BN_TYPE_TQ1_0] and
      * mm[BN_TYPE_TQ2_0] read: 4 or 16, or 0 for none (they must still accept weights without one).
      * A thread's share of a TQ product is rounded to whole groups. */

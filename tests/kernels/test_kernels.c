@@ -423,12 +423,14 @@ static void test_worst_case_sums(void **state)
 {
     (void)state;
     const uint32_t tt[3] = {BN_TYPE_I2_S, BN_TYPE_TQ2_0, BN_TYPE_TQ1_0};
-    const int64_t Ks[3] = {6912, 16384, 65536};
+    const int64_t Ks[4] = {1024, 6912, 16384, 65536}; /* 1024: the I2_S x16 layout (kernels_impl.h) */
     for (int fill = 0; fill < 3; fill++) {
         g_fill = fill == 0 ? -128 : fill == 1 ? 127 : 2;
         for (int ti = 0; ti < 3; ti++)
-            for (int ki = 0; ki < 3; ki++) {
-                int64_t K = Ks[ki], rows = 5, n_tok = 2; /* a group of four rows for repacked I2_S, and one more */
+            for (int ki = 0; ki < 4; ki++) {
+                /* a group of sixteen rows (four groups of four) for the repacked layouts, and one more;
+                 * four tokens, so that every small-batch path runs */
+                int64_t K = Ks[ki], rows = 17, n_tok = 4;
                 void *wd = all_plus_one(tt[ti], rows, K);
                 float *x = make_input(n_tok, K);
                 bn_weight w;
