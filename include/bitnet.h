@@ -83,6 +83,8 @@ typedef struct bitnet_system_info {
     bool i2s_repack;        /* the kernels in use read I2_S weights repacked after loading (see
                                bitnet_model_params.repack) */
     bool tq_repack;         /* the same for TQ1_0 and TQ2_0 weights */
+    uint64_t cache_bytes;   /* the CPU's last-level cache as the OS describes it, 0 when it does not
+                               say; bitnet_batch_split's AUTO compares the model's size with it */
 } bitnet_system_info;
 
 BITNET_API bitnet_status bitnet_system_info_get(bitnet_system_info *info);
@@ -297,6 +299,21 @@ typedef struct bitnet_context bitnet_context;
 
 typedef enum bitnet_kv_type { BITNET_KV_F16 = 0, BITNET_KV_F32 = 1 } bitnet_kv_type;
 
+/* How bitnet_eval_multi shares the work of several sequences among a context's threads.  The
+ * logits are the same bits either way; only the speed differs. */
+typedef enum bitnet_batch_split {
+    /* SEQUENCES when every thread gets a sequence and the model's matrices fit in the CPU's
+     * last-level cache (small models), else ROWS.  The default. */
+    BITNET_BATCH_SPLIT_AUTO = 0,
+    /* One forward pass for all sequences; every matrix product's rows are shared among the threads,
+     * so each weight is read once for all sequences: best when reading the weights from memory is
+     * what a pass waits for (models larger than the cache). */
+    BITNET_BATCH_SPLIT_ROWS = 1,
+    /* The sequences are cut into one group per thread, and each thread evaluates its group alone:
+     * no waiting between the many short steps of a pass, but each thread reads all the weights. */
+    BITNET_BATCH_SPLIT_SEQUENCES = 2
+} bitnet_batch_split;
+
 typedef struct bitnet_context_params {
     int n_ctx;      /* tokens the KV cache holds; 0 = the model's context, capped at 4096 */
     int n_threads;  /* 0 = the number of physical cores */
@@ -306,6 +323,7 @@ typedef struct bitnet_context_params {
                              passes, so a cached prefix gives the same results as re-evaluating it.
                              true: reproduce bitnet.cpp bit for bit, which rounds attention weights
                              to f16 only when it evaluates one token per pass. */
+    bitnet_batch_split batch_split; /* bitnet_eval_multi with this context first (default AUTO) */
 } bitnet_context_params;
 
 BITNET_API void bitnet_context_params_default(bitnet_context_params *p);
@@ -326,7 +344,7 @@ BITNET_API bitnet_status bitnet_eval(bitnet_context *c, const bitnet_token *toke
  * the same model, each with its own KV cache and position) in one forward pass, so the weights
  * are read once for all of them.  Afterwards bitnet_get_logits(contexts[i], -1) is token i's.
  * Each context must have room for one more token (BITNET_ERR_RANGE otherwise, evaluating none).
- * The pass runs on contexts[0]'s threads. */
+ * The work runs on contexts[0]'s threads, shared as its batch_split says. */
 BITNET_API bitnet_status bitnet_eval_multi(bitnet_context *const *contexts, const bitnet_token *tokens, int n);
 /* Logits of token i of the last bitnet_eval (i = -1: the last token).  n_vocab floats, owned by
  * the context, valid until the next eval.  NULL if not kept. */

@@ -81,9 +81,9 @@ out = {"model": model, "parallel": int(parallel), "threads": int(threads), "clie
        "speedup_median": statistics.median(sp), "speedup_min": min(sp), "speedup_max": max(sp)}
 rows = [[c.strip() for c in line.strip("|").split("|")] for line in engine.splitlines()]
 if len(rows) == 2:
-    out["engine"] = {"threads": int(rows[0][0]), "single_tokens_per_second": float(rows[0][2]),
-                     "batch": int(rows[1][1]), "batch_tokens_per_second": float(rows[1][2]),
-                     "speedup": round(float(rows[1][2]) / float(rows[0][2]), 2)}
+    out["engine"] = {"threads": int(rows[0][0]), "split": rows[1][1], "single_tokens_per_second": float(rows[0][3]),
+                     "batch": int(rows[1][2]), "batch_tokens_per_second": float(rows[1][3]),
+                     "speedup": round(float(rows[1][3]) / float(rows[0][3]), 2)}
 print(json.dumps(out, indent=2))
 PY
 python3 - "$root/bench/out/server.json" <<'PY'
@@ -92,5 +92,5 @@ d = json.load(open(sys.argv[1]))
 print("aggregate speed-up: median %.2fx, range %.2f-%.2fx over %d rounds" % (d["speedup_median"], d["speedup_min"], d["speedup_max"], len(d["rounds"])))
 if "engine" in d:
     e = d["engine"]
-    print("engine alone (bench_batch, %d threads): %.0f tokens/s with 1 sequence, %.0f with %d per pass: %.2fx" % (e["threads"], e["single_tokens_per_second"], e["batch_tokens_per_second"], e["batch"], e["speedup"]))
+    print("engine alone (bench_batch, %d threads, split %s): %.0f tokens/s with 1 sequence, %.0f with %d per pass: %.2fx" % (e["threads"], e["split"], e["single_tokens_per_second"], e["batch_tokens_per_second"], e["batch"], e["speedup"]))
 PY

@@ -171,10 +171,14 @@ bitnet_status bitnet_context_init(bitnet_model *m, const bitnet_context_params *
     }
     if (params->kv_type != BITNET_KV_F16 && params->kv_type != BITNET_KV_F32)
         return (bitnet_status)bn_error(BN_ERR_INVALID_ARG, "unknown KV cache type %d", (int)params->kv_type);
+    if (params->batch_split != BITNET_BATCH_SPLIT_AUTO && params->batch_split != BITNET_BATCH_SPLIT_ROWS &&
+        params->batch_split != BITNET_BATCH_SPLIT_SEQUENCES)
+        return (bitnet_status)bn_error(BN_ERR_INVALID_ARG, "unknown batch split %d", (int)params->batch_split);
     bitnet_context *c = bn_calloc(1, sizeof *c);
     if (!c) return BITNET_ERR_NOMEM;
     bn_ctx_params cp = {.n_ctx = params->n_ctx, .n_threads = params->n_threads, .n_batch = params->n_batch,
-                        .kv_f32 = params->kv_type == BITNET_KV_F32, .match_reference = params->match_reference};
+                        .kv_f32 = params->kv_type == BITNET_KV_F32, .match_reference = params->match_reference,
+                        .batch_split = (bn_batch_split)params->batch_split};
     bn_status st = bn_ctx_init(m->m, &cp, &c->ctx);
     if (st != BN_OK) {
         bn_free(c);

@@ -34,5 +34,6 @@ bitnet_status bitnet_system_info_get(bitnet_system_info *info)
     info->n_cores_logical = bn_cpu_count_logical();
     info->i2s_repack = bn_kernels_repack_i2s();
     info->tq_repack = bn_kernels_repack_tq();
+    info->cache_bytes = bn_cpu_cache_bytes();
     return BITNET_OK;
 }

@@ -3,9 +3,15 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#if defined(__APPLE__)
+#include <sys/sysctl.h>
+#include <sys/types.h>
+#endif
 
 #include "common/error.h"
 #include "common/mem.h"
@@ -285,4 +291,49 @@ int bn_cpu_count_physical(void)
     }
     fclose(f);
     return n >= 1 && n <= logical ? n : logical;
+}
+
+static size_t g_cache_bytes;
+static pthread_once_t g_cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_detect(void)
+{
+#if defined(__linux__)
+    /* cpu0's caches: index0 .. indexN, each with its level and a size like "32768K" */
+    int best_level = 0;
+    for (int i = 0; i < 16; i++) {
+        char path[96], buf[64];
+        int level = 0;
+        unsigned long long size = 0;
+        char unit = 0;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+        FILE *f = fopen(path, "r");
+        if (!f) break;
+        if (fgets(buf, sizeof buf, f)) level = atoi(buf);
+        fclose(f);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        if (!(f = fopen(path, "r"))) continue;
+        if (fgets(buf, sizeof buf, f) && sscanf(buf, "%llu%c", &size, &unit) >= 1) {
+            if (unit == 'K') size <<= 10;
+            else if (unit == 'M') size <<= 20;
+            else if (unit == 'G') size <<= 30;
+            if (level >= best_level && size > 0) {
+                best_level = level;
+                g_cache_bytes = (size_t)size;
+            }
+        }
+        fclose(f);
+    }
+#elif defined(__APPLE__)
+    uint64_t v = 0;
+    size_t len = sizeof v;
+    if (sysctlbyname("hw.l3cachesize", &v, &len, NULL, 0) == 0 && v > 0) g_cache_bytes = (size_t)v;
+    else if ((len = sizeof v, sysctlbyname("hw.l2cachesize", &v, &len, NULL, 0) == 0) && v > 0) g_cache_bytes = (size_t)v;
+#endif
+}
+
+size_t bn_cpu_cache_bytes(void)
+{
+    pthread_once(&g_cache_once, cache_detect);
+    return g_cache_bytes;
 }

@@ -4,6 +4,8 @@
 #ifndef BN_COMMON_THREADPOOL_H
 #define BN_COMMON_THREADPOOL_H
 
+#include <stddef.h>
+
 #include "common/status.h"
 
 typedef struct bn_threadpool bn_threadpool;
@@ -36,5 +38,8 @@ static inline void bn_split_range(long n, int ith, int nth, long align, long *lo
 /* Number of online processors (>= 1) and a guess at physical cores (>= 1). */
 int bn_cpu_count_logical(void);
 int bn_cpu_count_physical(void);
+/* Bytes of the last-level cache (the highest level the OS describes: on Linux sysfs, on macOS
+ * sysctl), or 0 when the OS does not say. */
+size_t bn_cpu_cache_bytes(void);
 
 #endif

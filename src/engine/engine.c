@@ -1,6 +1,8 @@
 #include "engine/engine.h"
 
 #include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/error.h"
@@ -14,6 +16,7 @@ struct bn_ctx {
     int n_ctx, n_batch, pos;
     bool kv_f32;
     bool match_reference; /* reproduce bitnet.cpp's single-token rounding (see attn_worker) */
+    bn_batch_split batch_split;
     void *k_cache, *v_cache; /* [n_layer][n_head_kv][n_ctx][head_dim], f16 or f32: each KV head's
                                 positions side by side, so attention reads one sequential stream
                                 (with positions kv_dim apart it ran at half the speed at 1-2K) */
@@ -58,6 +61,8 @@ bn_status bn_ctx_init(const bn_model *m, const bn_ctx_params *p, bn_ctx **out)
     if (n_batch > n_ctx) n_batch = n_ctx;
     int n_threads = p->n_threads ? p->n_threads : bn_cpu_count_physical();
     if (n_threads > 256) return bn_error(BN_ERR_INVALID_ARG, "thread count %d is too large (max 256)", n_threads);
+    if (p->batch_split < BN_BATCH_SPLIT_AUTO || p->batch_split > BN_BATCH_SPLIT_SEQUENCES)
+        return bn_error(BN_ERR_INVALID_ARG, "unknown batch split %d", (int)p->batch_split);
 
     bn_ctx *c = bn_calloc(1, sizeof *c);
     if (!c) return BN_ERR_NOMEM;
@@ -66,6 +71,7 @@ bn_status bn_ctx_init(const bn_model *m, const bn_ctx_params *p, bn_ctx **out)
     c->n_batch = n_batch;
     c->kv_f32 = p->kv_f32;
     c->match_reference = p->match_reference;
+    c->batch_split = p->batch_split;
     c->kv_elem = p->kv_f32 ? 4 : 2;
     bn_act_init(&c->act);
     bn_status st = bn_threadpool_init(&c->pool, n_threads);
@@ -124,8 +130,8 @@ bn_status bn_ctx_truncate(bn_ctx *c, int n)
 /* ---- matmuls ---------------------------------------------------------------------------- */
 
 /* y_i = W_i x for weights sharing one input: the input is quantised once per distinct format. */
-static bn_status matmul_shared(bn_ctx *c, const float *x, int n, bn_weight *const *w, float *const *y,
-                               const float *scales, int count)
+static bn_status matmul_shared(bn_ctx *c, bn_threadpool *pool, const float *x, int n, bn_weight *const *w,
+                               float *const *y, const float *scales, int count)
 {
     for (int i = 0; i < count;) {
         /* the run of weights wanting the same activation format: one quantisation, one job */
@@ -133,8 +139,8 @@ static bn_status matmul_shared(bn_ctx *c, const float *x, int n, bn_weight *cons
         int j = i + 1;
         while (j < count && j - i < BN_MATMUL_MAX && bn_weight_act_format(w[j]) == f) j++;
         bn_status st;
-        if ((st = bn_act_quantize(&c->act, f, x, n, w[i]->cols, c->pool)) != BN_OK) return st;
-        if ((st = bn_matmul_multi((const bn_weight *const *)&w[i], j - i, &c->act, &y[i], c->pool)) != BN_OK) return st;
+        if ((st = bn_act_quantize(&c->act, f, x, n, w[i]->cols, pool)) != BN_OK) return st;
+        if ((st = bn_matmul_multi((const bn_weight *const *)&w[i], j - i, &c->act, &y[i], pool)) != BN_OK) return st;
         i = j;
     }
     for (int i = 0; i < count; i++) {
@@ -147,9 +153,9 @@ static bn_status matmul_shared(bn_ctx *c, const float *x, int n, bn_weight *cons
     return BN_OK;
 }
 
-static bn_status matmul1(bn_ctx *c, const float *x, int n, bn_weight *w, float *y, float scale)
+static bn_status matmul1(bn_ctx *c, bn_threadpool *pool, const float *x, int n, bn_weight *w, float *y, float scale)
 {
-    return matmul_shared(c, x, n, &w, &y, &scale, 1);
+    return matmul_shared(c, pool, x, n, &w, &y, &scale, 1);
 }
 
 /* ---- attention -------------------------------------------------------------------------- */
@@ -168,10 +174,10 @@ typedef struct {
 /* How many query heads of one KV head a work item takes: the most of 4, 2, 1 that divides the
  * group and still leaves 4 items per thread.  Together they widen each cached f16 key and value
  * once instead of once per head. */
-static int attn_share(const bn_ctx *c, int n)
+static int attn_share(const bn_ctx *c, int nth, int n)
 {
     const bn_hparams *hp = &c->m->hp;
-    const int group = hp->n_head / hp->n_head_kv, nth = bn_threadpool_size(c->pool);
+    const int group = hp->n_head / hp->n_head_kv;
     for (int s = ATTN_SHARE_MAX; s > 1; s /= 2)
         if (group % s == 0 && (long)n * (hp->n_head / s) >= 4L * nth) return s;
     return 1;
@@ -213,7 +219,7 @@ static void attn_worker(void *arg, int ith, int nth)
         }
         for (int s = 0; s < S; s++) {
             bn_softmax(scores + s * nc, p + 1, scale);
-            if (t->decode && c->match_reference && !c->kv_f32) bn_round_f16(scores + s * nc, p + 1);
+            if (t->decode && sc->match_reference && !c->kv_f32) bn_round_f16(scores + s * nc, p + 1);
         }
         if (c->kv_f32) {
             for (int s = 0; s < S; s++) {
@@ -316,11 +322,11 @@ static void tok_worker(void *arg, int ith, int nth)
 
 /* A few tokens (a decode step of a few sequences) stay on the caller: spreading them was measured
  * slower on the tiny model (bench_batch -b 4), the waits cost more than the work they share. */
-static void tok_run(bn_ctx *c, const tok_task *T)
+static void tok_run(bn_threadpool *pool, const tok_task *T)
 {
-    const int n = T->n - T->first, nth = bn_threadpool_size(c->pool);
+    const int n = T->n - T->first, nth = bn_threadpool_size(pool);
     if (n < 8 || nth == 1) tok_worker((void *)T, 0, 1);
-    else bn_threadpool_run_chunks(c->pool, tok_worker, (void *)T, n / 4 < 4 * nth ? n / 4 : 4 * nth);
+    else bn_threadpool_run_chunks(pool, tok_worker, (void *)T, n / 4 < 4 * nth ? n / 4 : 4 * nth);
 }
 
 /* ---- one forward pass of n <= n_batch tokens ---------------------------------------------- */
@@ -328,8 +334,8 @@ static void tok_run(bn_ctx *c, const tok_task *T)
 /* decode: every token is the next one of its own sequence (a single-token eval, or continuous
  * batching).  Such tokens get single-token numerics whatever n is, so a sequence's output does not
  * depend on which other sequences share the pass. */
-static bn_status forward(bn_ctx *c, bn_ctx *const *seq, const int *pos, const int32_t *tokens, int n,
-                         bool all_logits, bool decode)
+static bn_status forward(bn_ctx *c, bn_threadpool *pool, bn_ctx *const *seq, const int *pos, const int32_t *tokens,
+                         int n, bool all_logits, bool decode)
 {
     const bn_model *m = c->m;
     const bn_hparams *hp = &m->hp;
@@ -345,39 +351,39 @@ static bn_status forward(bn_ctx *c, bn_ctx *const *seq, const int *pos, const in
     for (int l = 0; l < hp->n_layer; l++) {
         bn_layer *L = &m->layers[l];
         /* attention block (the previous layer's FFN output, in xb, joins the residual first) */
-        tok_run(c, &(tok_task){.c = c, .kind = TOK_ADD_NORM, .n = n, .w = L->attn_norm, .add = l > 0, .y = c->xb, .out = c->xb});
+        tok_run(pool, &(tok_task){.c = c, .kind = TOK_ADD_NORM, .n = n, .w = L->attn_norm, .add = l > 0, .y = c->xb, .out = c->xb});
         {
             bn_weight *w[3] = {&L->wq, &L->wk, &L->wv};
             float *y[3] = {c->q, c->k, c->v};
             float s[3] = {L->sq, L->sk, L->sv};
-            if ((st = matmul_shared(c, c->xb, n, w, y, s, 3)) != BN_OK) return st;
+            if ((st = matmul_shared(c, pool, c->xb, n, w, y, s, 3)) != BN_OK) return st;
         }
-        tok_run(c, &(tok_task){.c = c, .seq = seq, .pos = pos, .kind = TOK_ROPE_KV, .layer = l, .n = n});
-        attn_task at = {c, seq, pos, l, n, decode, attn_share(c, n)};
+        tok_run(pool, &(tok_task){.c = c, .seq = seq, .pos = pos, .kind = TOK_ROPE_KV, .layer = l, .n = n});
+        attn_task at = {c, seq, pos, l, n, decode, attn_share(c, bn_threadpool_size(pool), n)};
         /* chunks (each with its own scores buffer) taken by whichever thread is free */
         {
-            const long items = (long)n * (hp->n_head / at.share), most = (long)ATTN_CHUNKS_PER_THREAD * bn_threadpool_size(c->pool);
-            bn_threadpool_run_chunks(c->pool, attn_worker, &at, (int)(items < most ? items : most));
+            const long items = (long)n * (hp->n_head / at.share), most = (long)ATTN_CHUNKS_PER_THREAD * bn_threadpool_size(pool);
+            bn_threadpool_run_chunks(pool, attn_worker, &at, (int)(items < most ? items : most));
         }
-        if (hp->sub_norms) tok_run(c, &(tok_task){.c = c, .kind = TOK_NORM, .n = n, .w = L->attn_sub_norm});
-        if ((st = matmul1(c, c->att, n, &L->wo, c->xb, L->so)) != BN_OK) return st;
+        if (hp->sub_norms) tok_run(pool, &(tok_task){.c = c, .kind = TOK_NORM, .n = n, .w = L->attn_sub_norm});
+        if ((st = matmul1(c, pool, c->att, n, &L->wo, c->xb, L->so)) != BN_OK) return st;
 
         /* feed-forward block */
-        tok_run(c, &(tok_task){.c = c, .kind = TOK_ADD_NORM, .n = n, .w = L->ffn_norm, .add = true, .y = c->xb, .out = c->xb});
+        tok_run(pool, &(tok_task){.c = c, .kind = TOK_ADD_NORM, .n = n, .w = L->ffn_norm, .add = true, .y = c->xb, .out = c->xb});
         {
             bn_weight *w[2] = {&L->w_gate, &L->w_up};
             float *y[2] = {c->gate, c->up};
             float s[2] = {L->s_gate, L->s_up};
-            if ((st = matmul_shared(c, c->xb, n, w, y, s, 2)) != BN_OK) return st;
+            if ((st = matmul_shared(c, pool, c->xb, n, w, y, s, 2)) != BN_OK) return st;
         }
-        tok_run(c, &(tok_task){.c = c, .kind = TOK_FFN_ACT, .n = n, .w = L->ffn_sub_norm});
-        if ((st = matmul1(c, c->gate, n, &L->w_down, c->xb, L->s_down)) != BN_OK) return st;
+        tok_run(pool, &(tok_task){.c = c, .kind = TOK_FFN_ACT, .n = n, .w = L->ffn_sub_norm});
+        if ((st = matmul1(c, pool, c->gate, n, &L->w_down, c->xb, L->s_down)) != BN_OK) return st;
     }
 
     /* output head on the rows whose logits are wanted: the last FFN output joins the residual of
      * those rows, normed into att (rows 0 .. rows-1) */
     const int first = all_logits ? 0 : n - 1, rows = n - first;
-    tok_run(c, &(tok_task){.c = c, .kind = TOK_ADD_NORM, .first = first, .n = n, .w = m->output_norm, .add = hp->n_layer > 0,
+    tok_run(pool, &(tok_task){.c = c, .kind = TOK_ADD_NORM, .first = first, .n = n, .w = m->output_norm, .add = hp->n_layer > 0,
                            .y = c->xb, .out = c->att});
     size_t need = (size_t)rows * (size_t)hp->n_vocab;
     if (need > c->logits_cap) {
@@ -390,8 +396,8 @@ static bn_status forward(bn_ctx *c, bn_ctx *const *seq, const int *pos, const in
      * keeps a batch's in f32; we round in both cases (max |logit difference| ~3e-4 on the
      * reference models' batch positions). */
     bn_act_format f = bn_weight_act_format(&m->output);
-    if ((st = bn_act_quantize(&c->act, f, c->att, rows, d, c->pool)) != BN_OK) return st;
-    if ((st = bn_matmul(&m->output, &c->act, c->logits, c->pool)) != BN_OK) return st;
+    if ((st = bn_act_quantize(&c->act, f, c->att, rows, d, pool)) != BN_OK) return st;
+    if ((st = bn_matmul(&m->output, &c->act, c->logits, pool)) != BN_OK) return st;
     c->n_logit_rows = rows;
     c->logit_first = first;
     c->last_n = n;
@@ -409,7 +415,7 @@ static bn_status forward_seq(bn_ctx *c, const int32_t *tokens, int n, bool all_l
             seq[t] = c;
             pos[t] = c->pos + t;
         }
-        st = forward(c, seq, pos, tokens, n, all_logits, n == 1);
+        st = forward(c, c->pool, seq, pos, tokens, n, all_logits, n == 1);
         if (st == BN_OK) c->pos += n;
     }
     bn_free(seq);
@@ -478,22 +484,11 @@ const float *bn_ctx_logits(const bn_ctx *c, int i)
     return c->logits + (size_t)row * (size_t)c->m->hp.n_vocab;
 }
 
-bn_status bn_ctx_eval_multi(bn_ctx *const *cs, const int32_t *tokens, int n)
+/* One decode token for each of the sequences cs[0..n), in passes of cs[0]'s batch size on `pool`
+ * with cs[0]'s scratch buffers; each sequence gets its own row of logits. */
+static bn_status eval_group(bn_ctx *const *cs, const int32_t *tokens, int n, bn_threadpool *pool)
 {
-    if (n <= 0) return bn_error(BN_ERR_INVALID_ARG, "no tokens to evaluate");
     bn_ctx *c = cs[0];
-    for (int i = 0; i < n; i++) {
-        if (cs[i]->m != c->m) return bn_error(BN_ERR_INVALID_ARG, "sequence %d belongs to another model", i);
-        if (cs[i]->pos >= cs[i]->n_ctx)
-            return bn_error(BN_ERR_RANGE, "context overflow: sequence %d is full (%d tokens)", i, cs[i]->n_ctx);
-        if (cs[i]->pos >= c->n_ctx || cs[i]->kv_f32 != c->kv_f32)
-            return bn_error(BN_ERR_INVALID_ARG, "sequence %d has a longer context or another KV type than sequence 0", i);
-        if (tokens[i] < 0 || tokens[i] >= c->m->hp.n_vocab)
-            return bn_error(BN_ERR_RANGE, "token %d (id %d) is outside the vocabulary", i, tokens[i]);
-        for (int j = 0; j < i; j++)
-            if (cs[j] == cs[i]) return bn_error(BN_ERR_INVALID_ARG, "sequence %d appears twice in one batch", i);
-    }
-    repack_some(c);
     /* all rows' logits come out of one pass, then each sequence gets its own */
     const size_t nv = (size_t)c->m->hp.n_vocab;
     int *pos = bn_malloc((size_t)n * sizeof *pos);
@@ -507,7 +502,7 @@ bn_status bn_ctx_eval_multi(bn_ctx *const *cs, const int32_t *tokens, int n)
     for (int done = 0; done < n && st == BN_OK; done += c->n_batch) {
         int chunk = n - done < c->n_batch ? n - done : c->n_batch;
         for (int i = 0; i < chunk; i++) pos[i] = cs[done + i]->pos;
-        st = forward(c, cs + done, pos, tokens + done, chunk, true, true);
+        st = forward(c, pool, cs + done, pos, tokens + done, chunk, true, true);
         for (int i = 0; i < chunk && st == BN_OK; i++) {
             bn_ctx *sc = cs[done + i];
             if (sc != c && sc->logits_cap < nv) {
@@ -534,4 +529,84 @@ bn_status bn_ctx_eval_multi(bn_ctx *const *cs, const int32_t *tokens, int n)
     bn_free(pos);
     bn_free(mine);
     return st;
+}
+
+/* Sequence-parallel decoding: the sequences are cut into one group per thread and each thread
+ * runs its group's passes alone, with no barrier between the steps of a pass.  Results are the
+ * same bits (a decode token's numerics do not depend on the other tokens of its pass). */
+typedef struct {
+    bn_ctx *const *cs;
+    const int32_t *tokens;
+    int n;
+    atomic_int failed; /* the first group that failed, or -1 */
+    bn_status st;
+    char msg[512];
+} split_task;
+
+static void split_worker(void *arg, int g, int groups)
+{
+    split_task *T = arg;
+    long lo, hi;
+    bn_split_range(T->n, g, groups, 1, &lo, &hi);
+    if (lo >= hi) return;
+    bn_status st = eval_group(T->cs + lo, T->tokens + lo, (int)(hi - lo), NULL);
+    int none = -1;
+    if (st != BN_OK && atomic_compare_exchange_strong(&T->failed, &none, g)) {
+        T->st = st;
+        snprintf(T->msg, sizeof T->msg, "%s", bn_last_error());
+    }
+}
+
+/* Whether a pass of n sequences goes one group per thread.  A group's thread reads every matrix
+ * itself, so with several groups the weights are read once per thread: cheap while they stay in
+ * the shared cache, which is when small models gain (no barrier between a pass's many short steps,
+ * none of them run by one thread while the others wait; the bundled model's 4-sequence pass on 2
+ * threads: 217 -> 194 us).  A model streamed from memory loses (2B-4T: the weights read twice). */
+static bool split_by_sequence(bn_ctx *const *cs, int n, int nth)
+{
+    const bn_ctx *c = cs[0];
+    if (n < 2 || nth < 2) return false;
+    switch (c->batch_split) {
+    case BN_BATCH_SPLIT_SEQUENCES: break;
+    case BN_BATCH_SPLIT_ROWS: return false;
+    case BN_BATCH_SPLIT_AUTO: {
+        const size_t llc = bn_cpu_cache_bytes();
+        if (n < nth || llc == 0 || bn_model_pass_bytes(c->m) > llc) return false;
+        break;
+    }
+    }
+    /* a group runs on its first context's scratch, which holds positions below its n_ctx */
+    const int groups = n < nth ? n : nth;
+    for (int g = 0; g < groups; g++) {
+        long lo, hi;
+        bn_split_range(n, g, groups, 1, &lo, &hi);
+        for (long i = lo; i < hi; i++)
+            if (cs[i]->pos >= cs[lo]->n_ctx) return false;
+    }
+    return true;
+}
+
+bn_status bn_ctx_eval_multi(bn_ctx *const *cs, const int32_t *tokens, int n)
+{
+    if (n <= 0) return bn_error(BN_ERR_INVALID_ARG, "no tokens to evaluate");
+    bn_ctx *c = cs[0];
+    for (int i = 0; i < n; i++) {
+        if (cs[i]->m != c->m) return bn_error(BN_ERR_INVALID_ARG, "sequence %d belongs to another model", i);
+        if (cs[i]->pos >= cs[i]->n_ctx)
+            return bn_error(BN_ERR_RANGE, "context overflow: sequence %d is full (%d tokens)", i, cs[i]->n_ctx);
+        if (cs[i]->pos >= c->n_ctx || cs[i]->kv_f32 != c->kv_f32)
+            return bn_error(BN_ERR_INVALID_ARG, "sequence %d has a longer context or another KV type than sequence 0", i);
+        if (tokens[i] < 0 || tokens[i] >= c->m->hp.n_vocab)
+            return bn_error(BN_ERR_RANGE, "token %d (id %d) is outside the vocabulary", i, tokens[i]);
+        for (int j = 0; j < i; j++)
+            if (cs[j] == cs[i]) return bn_error(BN_ERR_INVALID_ARG, "sequence %d appears twice in one batch", i);
+    }
+    repack_some(c);
+    const int nth = bn_threadpool_size(c->pool);
+    if (!split_by_sequence(cs, n, nth)) return eval_group(cs, tokens, n, c->pool);
+    split_task T = {.cs = cs, .tokens = tokens, .n = n};
+    atomic_init(&T.failed, -1);
+    bn_threadpool_run_chunks(c->pool, split_worker, &T, n < nth ? n : nth);
+    if (atomic_load(&T.failed) >= 0) return bn_error(T.st, "%s", T.msg);
+    return BN_OK;
 }

@@ -18,6 +18,15 @@
 #include "kernels/kernels.h"
 #include "model/model.h"
 
+/* How bn_ctx_eval_multi shares a pass of several sequences among the threads (bitnet.h's
+ * bitnet_batch_split says when each is faster). */
+typedef enum bn_batch_split {
+    BN_BATCH_SPLIT_AUTO = 0,      /* SEQUENCES when the model's matrices fit in the last-level cache
+                                     and every thread gets a sequence, else ROWS */
+    BN_BATCH_SPLIT_ROWS = 1,      /* one pass; every product's rows are shared by all threads */
+    BN_BATCH_SPLIT_SEQUENCES = 2  /* one group of sequences per thread, each its own passes */
+} bn_batch_split;
+
 typedef struct bn_ctx_params {
     int n_ctx;     /* KV cache length; 0 = min(model context, 4096) */
     int n_threads; /* 0 = physical cores */
@@ -25,6 +34,7 @@ typedef struct bn_ctx_params {
     bool kv_f32;   /* F32 K/V cache instead of F16 */
     bool match_reference; /* round attention weights to f16 in single-token passes as bitnet.cpp
                              does; otherwise results do not depend on how tokens are batched */
+    bn_batch_split batch_split; /* for bn_ctx_eval_multi with this context first */
 } bn_ctx_params;
 
 typedef struct bn_ctx bn_ctx;
@@ -39,7 +49,8 @@ bn_status bn_ctx_truncate(bn_ctx *c, int n);
 /* Evaluates tokens at the current position.  all_logits: keep logits of every token; else only
  * the last one's.  Fails with BN_ERR_RANGE (evaluating nothing) if the cache would overflow. */
 bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int n, bool all_logits);
-/* One token for each of n contexts of the same model, in one pass on cs[0]'s threads. */
+/* One token for each of n contexts of the same model on cs[0]'s threads: one pass, or with
+ * cs[0]'s batch_split, one group of sequences per thread (the logits are the same bits). */
 bn_status bn_ctx_eval_multi(bn_ctx *const *cs, const int32_t *tokens, int n);
 /* Logits of token i of the last eval (-1 = last); NULL if not kept. */
 const float *bn_ctx_logits(const bn_ctx *c, int i);

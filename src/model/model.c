@@ -295,6 +295,17 @@ static bn_weight *model_weight(bn_model *m, int i) /* i in [0, 7 n_layer]: the l
     return ws[i % 7];
 }
 
+uint64_t bn_model_pass_bytes(const bn_model *m)
+{
+    uint64_t total = 0;
+    for (int i = 0; i <= m->hp.n_layer * 7; i++) {
+        const bn_weight *w = model_weight((bn_model *)m, i);
+        size_t row = 0;
+        if (bn_type_row_nbytes(w->type, w->cols, &row)) total += (uint64_t)row * (uint64_t)w->rows;
+    }
+    return total;
+}
+
 /* Work at load (repacking, requantising the head) runs before any context's pool exists: a pool
  * of its own for that one job, on the physical cores.  NULL (the caller alone) with one core. */
 static bn_threadpool *load_pool(void)

@@ -79,6 +79,9 @@ bn_status bn_model_repack(bn_model *m, bool release_file_pages, bool lazy);
  * On failure (no memory for a copy) that weight keeps the file's layout, which stays correct. */
 bn_status bn_model_repack_step(const bn_model *m, bn_threadpool *pool, size_t budget);
 
+/* Bytes of the matrices one forward pass reads (every layer's and the head), in the file's types. */
+uint64_t bn_model_pass_bytes(const bn_model *m);
+
 /* Embedding lookup: dst[n_embd] = row `token` of token_embd as float. */
 bn_status bn_model_embed(const bn_model *m, int32_t token, float *dst);
 

@@ -376,39 +376,59 @@ static void test_lazy_repack(void **state)
     bn_model_free(m);
 }
 
-/* Continuous batching: one pass over several sequences gives each the logits it would get alone. */
+/* Continuous batching gives each sequence the logits it would get alone, bit for bit, however the
+ * work is shared (one pass, or a group of sequences per thread) and wherever a sequence sits. */
 static void test_eval_multi(void **state)
 {
     (void)state;
     bn_model *m = load_v1();
-    enum { NS = 3 };
-    bn_ctx *multi[NS], *alone[NS];
-    bn_ctx_params cp = {.n_ctx = 32, .n_threads = 2, .n_batch = 2}; /* n_batch 2: the pass is split */
-    const int32_t prompts[NS][4] = {{510, 1, 2, 3}, {510, 100, 200}, {510, 7}};
-    const int plen[NS] = {4, 3, 2};
-    for (int i = 0; i < NS; i++) {
-        assert_ok(bn_ctx_init(m, &cp, &multi[i]));
-        assert_ok(bn_ctx_init(m, &cp, &alone[i]));
-        assert_ok(bn_ctx_eval(multi[i], prompts[i], plen[i], false));
-        assert_ok(bn_ctx_eval(alone[i], prompts[i], plen[i], false));
-    }
-    int32_t next[NS] = {40, 41, 42};
-    for (int step = 0; step < 3; step++) {
-        assert_ok(bn_ctx_eval_multi(multi, next, NS));
+    enum { NS = 5 };
+    const bn_batch_split modes[3] = {BN_BATCH_SPLIT_ROWS, BN_BATCH_SPLIT_SEQUENCES, BN_BATCH_SPLIT_AUTO};
+    const int32_t prompts[NS][10] = {{510, 1, 2, 3}, {510, 100, 200}, {510, 7}, {510, 9, 9}, {510, 1, 2, 3, 4, 5, 6, 7, 8, 9}};
+    const int plen[NS] = {4, 3, 2, 3, 10};
+    for (int mode = 0; mode < 3; mode++) {
+        bn_ctx *multi[NS], *alone[NS];
+        /* n_batch 2: a group's passes are split too.  Sequence 3 has a shorter context than
+         * sequence 4's position: its group (3 and 4 on the second thread) must not run on its
+         * scratch buffers. */
+        bn_ctx_params cp = {.n_ctx = 32, .n_threads = 2, .n_batch = 2, .batch_split = modes[mode]};
         for (int i = 0; i < NS; i++) {
-            assert_ok(bn_ctx_eval(alone[i], &next[i], 1, false));
-            assert_int_equal(bn_ctx_pos(multi[i]), bn_ctx_pos(alone[i]));
-            const float *a = bn_ctx_logits(multi[i], -1), *b = bn_ctx_logits(alone[i], -1);
-            /* bit for bit: a sequence's output must not depend on its batch neighbours */
-            assert_memory_equal(a, b, (size_t)m->hp.n_vocab * sizeof(float));
+            bn_ctx_params p = cp;
+            if (i == 3) p.n_ctx = 8;
+            assert_ok(bn_ctx_init(m, &p, &multi[i]));
+            assert_ok(bn_ctx_init(m, &p, &alone[i]));
+            assert_ok(bn_ctx_eval(multi[i], prompts[i], plen[i], false));
+            assert_ok(bn_ctx_eval(alone[i], prompts[i], plen[i], false));
+        }
+        int32_t next[NS] = {40, 41, 42, 43, 44};
+        for (int step = 0; step < 3; step++) {
+            const int n = step == 1 ? 2 : NS; /* a batch of two: one sequence per thread */
+            assert_ok(bn_ctx_eval_multi(multi, next, n));
+            for (int i = 0; i < n; i++) {
+                assert_ok(bn_ctx_eval(alone[i], &next[i], 1, false));
+                assert_int_equal(bn_ctx_pos(multi[i]), bn_ctx_pos(alone[i]));
+                const float *a = bn_ctx_logits(multi[i], -1), *b = bn_ctx_logits(alone[i], -1);
+                assert_memory_equal(a, b, (size_t)m->hp.n_vocab * sizeof(float));
+            }
+        }
+        bn_ctx *dup[2] = {multi[0], multi[0]};
+        assert_int_equal(bn_ctx_eval_multi(dup, next, 2), BN_ERR_INVALID_ARG);
+        /* a full context fails the whole batch, evaluating none */
+        assert_ok(bn_ctx_truncate(multi[3], 0));
+        int32_t fill[8] = {0};
+        assert_ok(bn_ctx_eval(multi[3], fill, 8, false));
+        const int pos0 = bn_ctx_pos(multi[0]);
+        assert_int_equal(bn_ctx_eval_multi(multi, next, NS), BN_ERR_RANGE);
+        assert_int_equal(bn_ctx_pos(multi[0]), pos0);
+        for (int i = 0; i < NS; i++) {
+            bn_ctx_free(multi[i]);
+            bn_ctx_free(alone[i]);
         }
     }
-    bn_ctx *dup[2] = {multi[0], multi[0]};
-    assert_int_equal(bn_ctx_eval_multi(dup, next, 2), BN_ERR_INVALID_ARG);
-    for (int i = 0; i < NS; i++) {
-        bn_ctx_free(multi[i]);
-        bn_ctx_free(alone[i]);
-    }
+    bn_ctx_params bad = {.n_ctx = 8, .batch_split = (bn_batch_split)7};
+    bn_ctx *c = NULL;
+    assert_int_equal(bn_ctx_init(m, &bad, &c), BN_ERR_INVALID_ARG);
+    assert_null(c);
     bn_model_free(m);
 }
 

@@ -7,9 +7,11 @@
 #include <cmocka.h>
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bitnet.h"
+#include "common/threadpool.h"
 #include "kernels/kernels.h"
 #include "kernels/kernels_impl.h"
 
@@ -42,6 +44,13 @@ static void test_system_info(void **state)
     assert_int_equal(strstr(info.cpu_features, "neon") != NULL, f->neon != 0);
     assert_true(info.n_cores_logical >= 1);
     assert_true(info.n_cores_physical >= 1 && info.n_cores_physical <= info.n_cores_logical);
+    /* where Linux describes cpu0's caches, the largest level's size is read (at least an L1's) */
+    FILE *f0 = fopen("/sys/devices/system/cpu/cpu0/cache/index0/size", "r");
+    if (f0) {
+        fclose(f0);
+        assert_true(info.cache_bytes >= 4096);
+    }
+    assert_int_equal(info.cache_bytes, bn_cpu_cache_bytes());
 }
 
 int main(void)

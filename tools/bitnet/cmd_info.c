@@ -356,11 +356,18 @@ static void print_system_text(const bitnet_system_info *si, bool blank_line)
     printf("  %-15s %s\n", "kernels", si->kernels);
     printf("  %-15s %s\n", "cpu features", si->cpu_features[0] ? si->cpu_features : "(none)");
     printf("  %-15s %d physical, %d logical\n", "cores", si->n_cores_physical, si->n_cores_logical);
+    if (si->cache_bytes)
+        printf("  %-15s %.*f %s last level (continuous batching splits sequences among threads when a\n"
+               "  %-15s model's matrices fit)\n", "cache", si->cache_bytes % (1u << 20) ? 1 : 0,
+               si->cache_bytes >= (1u << 20) ? (double)si->cache_bytes / 1048576.0 : (double)si->cache_bytes / 1024.0,
+               si->cache_bytes >= (1u << 20) ? "MiB" : "KiB", "");
+    else
+        printf("  %-15s unknown (continuous batching shares every product's rows among threads)\n", "cache");
     printf("  %-15s %s\n", "I2_S layout",
-           si->i2s_repack ? "repacked after loading: rows interleaved by four (one memory stream per GEMV)"
+           si->i2s_repack ? "repacked after loading: rows interleaved in groups (one memory stream per GEMV)"
                           : "as stored in the file");
     printf("  %-15s %s\n", "TQ layout",
-           si->tq_repack ? "repacked after loading: rows interleaved by four (one memory stream per GEMV)"
+           si->tq_repack ? "repacked after loading: rows interleaved in groups (one memory stream per GEMV)"
                          : "as stored in the file");
 }
 
@@ -373,6 +380,7 @@ static cJSON *system_json(const bitnet_system_info *si)
     cJSON_AddNumberToObject(o, "n_cores_logical", si->n_cores_logical);
     cJSON_AddBoolToObject(o, "i2s_repack", si->i2s_repack);
     cJSON_AddBoolToObject(o, "tq_repack", si->tq_repack);
+    cJSON_AddNumberToObject(o, "cache_bytes", (double)si->cache_bytes);
     return o;
 }
 
