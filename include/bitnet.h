@@ -377,6 +377,15 @@ BITNET_API bitnet_token bitnet_sampler_sample(bitnet_sampler *s, const float *lo
 /* Records a token in the penalty history (prompt tokens and generated ones). */
 BITNET_API void bitnet_sampler_accept(bitnet_sampler *s, bitnet_token t);
 BITNET_API void bitnet_sampler_reset(bitnet_sampler *s);
+/* Continuous batching with the sampling done on the engine's threads: bitnet_eval_multi, then
+ * next[i] = bitnet_sampler_sample(samplers[i], contexts[i]'s logits) for every i, each on the
+ * thread that computed those logits where it can: they are still in its cache, and the samplers run
+ * side by side instead of one after another on the caller (the tokens are the same as sampling
+ * after bitnet_eval_multi).  The samplers must be distinct.  A NULL sampler, or one that fails,
+ * gives next[i] = -1.  The tokens are not accepted into the samplers' histories
+ * (bitnet_sampler_accept), and the logits stay readable as after bitnet_eval_multi. */
+BITNET_API bitnet_status bitnet_eval_multi_sample(bitnet_context *const *contexts, const bitnet_token *tokens, int n,
+                                                  bitnet_sampler *const *samplers, bitnet_token *next);
 
 /* ============================================================================================
  * Generation

@@ -211,19 +211,58 @@ bitnet_status bitnet_eval(bitnet_context *c, const bitnet_token *tokens, int n, 
     return (bitnet_status)bn_ctx_eval(c->ctx, tokens, n, all_logits);
 }
 
-bitnet_status bitnet_eval_multi(bitnet_context *const *contexts, const bitnet_token *tokens, int n)
+/* The engine contexts of a batch, checked (NULL with the error set). */
+static bn_ctx **batch_contexts(bitnet_context *const *contexts, int n, const char *fn)
 {
-    CHECK_ARG(contexts && tokens && n > 0, "bitnet_eval_multi: NULL argument or n <= 0");
     bn_ctx **cs = bn_malloc((size_t)n * sizeof *cs);
-    if (!cs) return BITNET_ERR_NOMEM;
+    if (!cs) return NULL;
     for (int i = 0; i < n; i++) {
         if (!contexts[i] || contexts[i]->model->m != contexts[0]->model->m) {
             bn_free(cs);
-            return (bitnet_status)bn_error(BN_ERR_INVALID_ARG, "bitnet_eval_multi: context %d is NULL or of another model", i);
+            bn_error(BN_ERR_INVALID_ARG, "%s: context %d is NULL or of another model", fn, i);
+            return NULL;
         }
         cs[i] = contexts[i]->ctx;
     }
+    return cs;
+}
+
+bitnet_status bitnet_eval_multi(bitnet_context *const *contexts, const bitnet_token *tokens, int n)
+{
+    CHECK_ARG(contexts && tokens && n > 0, "bitnet_eval_multi: NULL argument or n <= 0");
+    bn_ctx **cs = batch_contexts(contexts, n, "bitnet_eval_multi");
+    if (!cs) return (bitnet_status)bn_last_status();
     bn_status st = bn_ctx_eval_multi(cs, tokens, n);
+    bn_free(cs);
+    return (bitnet_status)st;
+}
+
+typedef struct {
+    bitnet_sampler *const *samplers;
+    bitnet_token *next;
+    int n_vocab;
+} sample_hook;
+
+static void sample_logits(void *user, int i, const float *logits)
+{
+    const sample_hook *h = user;
+    h->next[i] = h->samplers[i] && logits ? bn_sampler_sample(h->samplers[i]->s, logits, h->n_vocab) : -1;
+}
+
+bitnet_status bitnet_eval_multi_sample(bitnet_context *const *contexts, const bitnet_token *tokens, int n,
+                                       bitnet_sampler *const *samplers, bitnet_token *next)
+{
+    CHECK_ARG(contexts && tokens && samplers && next && n > 0, "bitnet_eval_multi_sample: NULL argument or n <= 0");
+    for (int i = 0; i < n; i++) {
+        next[i] = -1;
+        for (int j = 0; j < i && samplers[i]; j++)
+            if (samplers[j] == samplers[i])
+                return (bitnet_status)bn_error(BN_ERR_INVALID_ARG, "bitnet_eval_multi_sample: sampler %d is also sampler %d", i, j);
+    }
+    bn_ctx **cs = batch_contexts(contexts, n, "bitnet_eval_multi_sample");
+    if (!cs) return (bitnet_status)bn_last_status();
+    sample_hook h = {samplers, next, contexts[0]->model->m->hp.n_vocab};
+    bn_status st = bn_ctx_eval_multi_ex(cs, tokens, n, sample_logits, &h);
     bn_free(cs);
     return (bitnet_status)st;
 }

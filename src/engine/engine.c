@@ -538,6 +538,8 @@ typedef struct {
     bn_ctx *const *cs;
     const int32_t *tokens;
     int n;
+    bn_logits_fn fn;
+    void *user;
     atomic_int failed; /* the first group that failed, or -1 */
     bn_status st;
     char msg[512];
@@ -550,6 +552,8 @@ static void split_worker(void *arg, int g, int groups)
     bn_split_range(T->n, g, groups, 1, &lo, &hi);
     if (lo >= hi) return;
     bn_status st = eval_group(T->cs + lo, T->tokens + lo, (int)(hi - lo), NULL);
+    if (st == BN_OK && T->fn) /* while this thread's cache still holds the logits */
+        for (long i = lo; i < hi; i++) T->fn(T->user, (int)i, bn_ctx_logits(T->cs[i], -1));
     int none = -1;
     if (st != BN_OK && atomic_compare_exchange_strong(&T->failed, &none, g)) {
         T->st = st;
@@ -586,7 +590,20 @@ static bool split_by_sequence(bn_ctx *const *cs, int n, int nth)
     return true;
 }
 
+/* The logits hook of a pass that all threads shared: the sequences dealt out among them. */
+static void hook_worker(void *arg, int i, int n)
+{
+    (void)n;
+    split_task *T = arg;
+    T->fn(T->user, i, bn_ctx_logits(T->cs[i], -1));
+}
+
 bn_status bn_ctx_eval_multi(bn_ctx *const *cs, const int32_t *tokens, int n)
+{
+    return bn_ctx_eval_multi_ex(cs, tokens, n, NULL, NULL);
+}
+
+bn_status bn_ctx_eval_multi_ex(bn_ctx *const *cs, const int32_t *tokens, int n, bn_logits_fn fn, void *user)
 {
     if (n <= 0) return bn_error(BN_ERR_INVALID_ARG, "no tokens to evaluate");
     bn_ctx *c = cs[0];
@@ -603,9 +620,13 @@ bn_status bn_ctx_eval_multi(bn_ctx *const *cs, const int32_t *tokens, int n)
     }
     repack_some(c);
     const int nth = bn_threadpool_size(c->pool);
-    if (!split_by_sequence(cs, n, nth)) return eval_group(cs, tokens, n, c->pool);
-    split_task T = {.cs = cs, .tokens = tokens, .n = n};
+    split_task T = {.cs = cs, .tokens = tokens, .n = n, .fn = fn, .user = user};
     atomic_init(&T.failed, -1);
+    if (!split_by_sequence(cs, n, nth)) {
+        bn_status st = eval_group(cs, tokens, n, c->pool);
+        if (st == BN_OK && fn) bn_threadpool_run_chunks(c->pool, hook_worker, &T, n);
+        return st;
+    }
     bn_threadpool_run_chunks(c->pool, split_worker, &T, n < nth ? n : nth);
     if (atomic_load(&T.failed) >= 0) return bn_error(T.st, "%s", T.msg);
     return BN_OK;

@@ -52,6 +52,12 @@ bn_status bn_ctx_eval(bn_ctx *c, const int32_t *tokens, int n, bool all_logits);
 /* One token for each of n contexts of the same model on cs[0]'s threads: one pass, or with
  * cs[0]'s batch_split, one group of sequences per thread (the logits are the same bits). */
 bn_status bn_ctx_eval_multi(bn_ctx *const *cs, const int32_t *tokens, int n);
+/* What to do with sequence i's logits (n_vocab floats) once they are ready: called once per
+ * sequence, on one of the threads (the one that computed them where it can), concurrently for
+ * different i. */
+typedef void (*bn_logits_fn)(void *user, int i, const float *logits);
+/* bn_ctx_eval_multi, then fn for every sequence (fn NULL: none). */
+bn_status bn_ctx_eval_multi_ex(bn_ctx *const *cs, const int32_t *tokens, int n, bn_logits_fn fn, void *user);
 /* Logits of token i of the last eval (-1 = last); NULL if not kept. */
 const float *bn_ctx_logits(const bn_ctx *c, int i);
 

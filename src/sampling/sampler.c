@@ -19,7 +19,7 @@ struct bn_sampler {
     int32_t *hist; /* ring buffer of the last repeat_last_n tokens */
     int n_hist, head;
     cand *cands;
-    float *bmax; /* per 32 logits, for top_k_blocks */
+    float *bmax; /* per TOPK_BLOCK logits, for top_k_blocks */
     int cap;
 };
 
@@ -220,23 +220,28 @@ static void fsift_down(float *h, int n, int i)
     }
 }
 
+/* Logits per block in top_k_blocks: small enough that few logits beside the k best are looked at
+ * twice, big enough that the block maxima are few. */
+#define TOPK_BLOCK 16
+
 /* The k best of logits[0..n) (no penalties) in c[0..k), as a heap worst first, without a heap pass
- * over every logit: blocks of 32 give their maxima (a loop the compiler vectorises); the k-th
- * largest maximum t is a lower bound of the k-th largest logit (k blocks each hold one >= t), so
- * only logits >= t can be among the k best, and they are few.  NaN logits fail every comparison,
- * which is right as t > -inf means k real logits >= t exist.  Returns 0 (nothing done) when there
- * are fewer blocks than k or t is -inf. */
+ * over every logit: blocks of TOPK_BLOCK give their maxima; the k-th largest maximum t is a lower
+ * bound of the k-th largest logit (k blocks each hold one >= t), so only logits >= t can be among
+ * the k best, and they are few.  The loops have no data-dependent branches (the maxima in eight
+ * lanes, the gathers by index arithmetic), which the compiler vectorises or the CPU predicts.
+ * NaN logits fail every comparison, which is right as t > -inf means k real logits >= t exist.
+ * Returns 0 (nothing done) when there are fewer blocks than k or t is -inf. */
 static int top_k_blocks(cand *c, float *bmax, const float *logits, int n, int k)
 {
-    const int nb = (n + 31) / 32;
+    const int nb = (n + TOPK_BLOCK - 1) / TOPK_BLOCK;
     if (nb < k) return 0;
     for (int b = 0; b < nb; b++) {
-        const int i0 = 32 * b;
+        const int i0 = TOPK_BLOCK * b;
         float m = -INFINITY;
-        if (n - i0 >= 32) { /* eight lanes: a max is exact in any order */
-            float l[8]; /* NaN must not stick in a lane: start from each value or -inf */
-            for (int j = 0; j < 8; j++) l[j] = logits[i0 + j] > -INFINITY ? logits[i0 + j] : -INFINITY;
-            for (int i = i0 + 8; i < i0 + 32; i += 8)
+        if (n - i0 >= TOPK_BLOCK) {
+            float l[8]; /* a max is exact in any order; NaN never replaces a lane's value */
+            for (int j = 0; j < 8; j++) l[j] = -INFINITY;
+            for (int i = i0; i < i0 + TOPK_BLOCK; i += 8)
                 for (int j = 0; j < 8; j++) l[j] = logits[i + j] > l[j] ? logits[i + j] : l[j];
             for (int j = 0; j < 8; j++) m = l[j] > m ? l[j] : m;
         } else {
@@ -255,16 +260,21 @@ static int top_k_blocks(cand *c, float *bmax, const float *logits, int n, int k)
         }
     const float t = h[0];
     if (!(t > -INFINITY)) return 0;
-    int m = 0;
+    /* the blocks holding a logit >= t (at least k), listed in bmax's memory as their indices */
+    int *blocks = (int *)(void *)bmax, nq = 0;
     for (int b = 0; b < nb; b++) {
-        if (!(bmax[b] >= t)) continue;
-        const int i0 = 32 * b, i1 = n - i0 < 32 ? n : i0 + 32;
-        for (int i = i0; i < i1; i++)
-            if (logits[i] >= t) {
-                c[m].id = i;
-                c[m].logit = logits[i];
-                m++;
-            }
+        const int keep = bmax[b] >= t;
+        blocks[nq] = b;
+        nq += keep;
+    }
+    int m = 0;
+    for (int q = 0; q < nq; q++) {
+        const int i0 = TOPK_BLOCK * blocks[q], i1 = n - i0 < TOPK_BLOCK ? n : i0 + TOPK_BLOCK;
+        for (int i = i0; i < i1; i++) { /* written always, kept when >= t */
+            c[m].id = i;
+            c[m].logit = logits[i];
+            m += logits[i] >= t;
+        }
     }
     heap_select(c, m, k); /* m >= k */
     return 1;
@@ -277,7 +287,7 @@ int32_t bn_sampler_sample(bn_sampler *s, const float *logits, int n_vocab)
         cand *nc = bn_realloc(s->cands, (size_t)n_vocab * sizeof(cand));
         if (!nc) return -1;
         s->cands = nc;
-        float *nb = bn_realloc(s->bmax, (size_t)(n_vocab / 32 + 1) * sizeof(float));
+        float *nb = bn_realloc(s->bmax, (size_t)(n_vocab / TOPK_BLOCK + 1) * sizeof(float));
         if (!nb) return -1;
         s->bmax = nb;
         s->cap = n_vocab;

@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include "bitnet.h"
 #include "common/error.h"
 #include "common/mem.h"
 #include "engine/engine.h"
@@ -432,6 +433,70 @@ static void test_eval_multi(void **state)
     bn_model_free(m);
 }
 
+/* bitnet_eval_multi_sample samples on the engine's threads what the caller would sample after
+ * bitnet_eval_multi: the same tokens from samplers with the same seeds, for every batch split. */
+static void test_eval_multi_sample(void **state)
+{
+    (void)state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/reference/V1/model.gguf", BITNET_TEST_DATA);
+    bitnet_model *m;
+    assert_int_equal(bitnet_model_load(path, NULL, &m), BITNET_OK);
+    enum { NS = 3 };
+    const bitnet_batch_split modes[2] = {BITNET_BATCH_SPLIT_ROWS, BITNET_BATCH_SPLIT_SEQUENCES};
+    for (int mode = 0; mode < 2; mode++) {
+        bitnet_context *a[NS], *b[NS];
+        bitnet_sampler *sa[NS], *sb[NS];
+        bitnet_context_params cp;
+        bitnet_context_params_default(&cp);
+        cp.n_ctx = 32;
+        cp.n_threads = 2;
+        cp.batch_split = modes[mode];
+        bitnet_sampler_params sp;
+        bitnet_sampler_params_default(&sp);
+        sp.temperature = 1.5f; /* a spread distribution: different seeds pick different tokens */
+        sp.top_k = 0;
+        sp.top_p = 1.0f;
+        sp.min_p = 0.0f;
+        for (int i = 0; i < NS; i++) {
+            sp.seed = 100u + (uint64_t)i;
+            assert_int_equal(bitnet_context_init(m, &cp, &a[i]), BITNET_OK);
+            assert_int_equal(bitnet_context_init(m, &cp, &b[i]), BITNET_OK);
+            assert_int_equal(bitnet_sampler_init(&sp, &sa[i]), BITNET_OK);
+            assert_int_equal(bitnet_sampler_init(&sp, &sb[i]), BITNET_OK);
+        }
+        bitnet_token ta[NS] = {3, 4, 5}, tb[NS] = {3, 4, 5}, next[NS];
+        for (int step = 0; step < 6; step++) {
+            assert_int_equal(bitnet_eval_multi_sample(a, ta, NS, sa, next), BITNET_OK);
+            assert_int_equal(bitnet_eval_multi(b, tb, NS), BITNET_OK);
+            for (int i = 0; i < NS; i++) {
+                const bitnet_token want = bitnet_sampler_sample(sb[i], bitnet_get_logits(b[i], -1), 512);
+                assert_true(want >= 0);
+                assert_int_equal(next[i], want);
+                /* the logits stay readable, the same as bitnet_eval_multi's */
+                assert_memory_equal(bitnet_get_logits(a[i], -1), bitnet_get_logits(b[i], -1), 512 * sizeof(float));
+                ta[i] = tb[i] = next[i];
+            }
+        }
+        /* a NULL sampler gives -1 for its sequence only; a sampler twice is refused */
+        bitnet_sampler *some[NS] = {sa[0], NULL, sa[2]}, *twice[NS] = {sa[0], sa[1], sa[0]};
+        assert_int_equal(bitnet_eval_multi_sample(a, ta, NS, some, next), BITNET_OK);
+        assert_true(next[0] >= 0 && next[2] >= 0);
+        assert_int_equal(next[1], -1);
+        const int pos = bitnet_context_pos(a[0]);
+        assert_int_equal(bitnet_eval_multi_sample(a, ta, NS, twice, next), BITNET_ERR_INVALID_ARG);
+        assert_int_equal(bitnet_context_pos(a[0]), pos);
+        assert_int_equal(bitnet_eval_multi_sample(a, ta, NS, NULL, next), BITNET_ERR_INVALID_ARG);
+        for (int i = 0; i < NS; i++) {
+            bitnet_context_free(a[i]);
+            bitnet_context_free(b[i]);
+            bitnet_sampler_free(sa[i]);
+            bitnet_sampler_free(sb[i]);
+        }
+    }
+    bitnet_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -443,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_context_overflow_and_bad_tokens),
         cmocka_unit_test(test_batch_vs_incremental),
         cmocka_unit_test(test_eval_multi),
+        cmocka_unit_test(test_eval_multi_sample),
         cmocka_unit_test(test_split_independent),
         cmocka_unit_test(test_lazy_repack),
     };

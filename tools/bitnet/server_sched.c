@@ -3,8 +3,10 @@
  *   1. drops cancelled tasks and gives queued tasks to free slots (the slot whose cache shares the
  *      longest prefix with the prompt, so a conversation's next turn reuses its cache),
  *   2. evaluates a chunk of each new prompt (chunked, so long prompts do not stall the others),
- *   3. samples one token for every slot whose logits are ready, and
- *   4. evaluates all those tokens in one bitnet_eval_multi pass (continuous batching).
+ *   3. takes the next token of every slot whose logits are ready (sampled by the last batched
+ *      pass, or here after a prompt), and
+ *   4. evaluates all those tokens in one bitnet_eval_multi_sample call (continuous batching),
+ *      which also samples each slot's following token on the engine's threads.
  * Only this thread touches the contexts, samplers and detokenizers. */
 #include <math.h>
 #include <stdlib.h>
@@ -23,6 +25,8 @@ typedef struct {
     srv_task *task; /* NULL: free */
     bool started;   /* task set up (cache truncated, detokenizer made) */
     bool ready;     /* logits of the last evaluated token wait to be sampled */
+    bool presampled; /* ... and `next` was sampled from them already (by the batched pass) */
+    bitnet_token next;
     bitnet_detokenizer *detok;
     char *text; /* generated text; [emitted, len) not yet handed out */
     size_t len, cap, emitted;
@@ -50,6 +54,8 @@ struct srv_sched {
     srv_task **dropped;
     bitnet_context **batch_ctx;
     bitnet_token *batch_tok;
+    bitnet_sampler **batch_samp;
+    bitnet_token *batch_next;
     int *batch_slot;
 };
 
@@ -119,7 +125,7 @@ static void slot_release(srv_sched *s, slot *sl, srv_finish why, const char *err
     free(t->prompt);
     t->prompt = NULL;
     sl->task = NULL;
-    sl->started = sl->ready = false;
+    sl->started = sl->ready = sl->presampled = false;
     sl->len = sl->emitted = 0;
     sl->n_toks = 0;
     pthread_mutex_lock(&s->mu);
@@ -167,7 +173,7 @@ static bool slot_setup(srv_sched *s, slot *sl)
     if (bitnet_detokenizer_init(s->tok, false, &sl->detok) != BITNET_OK) return false;
     for (int i = 0; i < t->n_prompt; i++) bitnet_sampler_accept(t->sampler, t->prompt[i]);
     sl->started = true;
-    sl->ready = false;
+    sl->ready = sl->presampled = false;
     sl->t_last = 0;
     return true;
 }
@@ -223,7 +229,8 @@ static bool slot_step(srv_sched *s, slot *sl, bitnet_token *next)
         slot_release(s, sl, SRV_FINISH_ERROR, "the engine kept no logits");
         return false;
     }
-    bitnet_token id = bitnet_sampler_sample(t->sampler, logits, s->n_vocab);
+    bitnet_token id = sl->presampled ? sl->next : bitnet_sampler_sample(t->sampler, logits, s->n_vocab);
+    sl->presampled = false;
     if (id < 0 || id >= s->n_vocab) {
         slot_release(s, sl, SRV_FINISH_ERROR, "sampling failed");
         return false;
@@ -363,16 +370,18 @@ static void *sched_main(void *arg)
             if (!slot_step(s, sl, &next)) continue;
             s->batch_ctx[nb] = sl->ctx;
             s->batch_tok[nb] = next;
+            s->batch_samp[nb] = sl->task->sampler;
             s->batch_slot[nb] = i;
             nb++;
         }
         if (nb > 0) {
-            bitnet_status st = bitnet_eval_multi(s->batch_ctx, s->batch_tok, nb);
+            bitnet_status st = bitnet_eval_multi_sample(s->batch_ctx, s->batch_tok, nb, s->batch_samp, s->batch_next);
             for (int j = 0; j < nb; j++) {
                 slot *sl = &s->slots[s->batch_slot[j]];
                 if (st == BITNET_OK) {
                     sl->cache[sl->n_cache++] = s->batch_tok[j];
-                    sl->ready = true;
+                    sl->ready = sl->presampled = true;
+                    sl->next = s->batch_next[j];
                 } else {
                     sl->n_cache = 0; /* the cache may be partly written: forget it */
                     bitnet_context_truncate(sl->ctx, 0);
@@ -418,8 +427,11 @@ bitnet_status srv_sched_init(bitnet_model *m, const srv_sched_params *p, srv_met
     s->dropped = calloc((size_t)s->q_cap, sizeof *s->dropped);
     s->batch_ctx = calloc((size_t)s->n_slots, sizeof *s->batch_ctx);
     s->batch_tok = calloc((size_t)s->n_slots, sizeof *s->batch_tok);
+    s->batch_samp = calloc((size_t)s->n_slots, sizeof *s->batch_samp);
+    s->batch_next = calloc((size_t)s->n_slots, sizeof *s->batch_next);
     s->batch_slot = calloc((size_t)s->n_slots, sizeof *s->batch_slot);
-    if (!s->slots || !s->queue || !s->dropped || !s->batch_ctx || !s->batch_tok || !s->batch_slot) {
+    if (!s->slots || !s->queue || !s->dropped || !s->batch_ctx || !s->batch_tok || !s->batch_samp || !s->batch_next ||
+        !s->batch_slot) {
         srv_sched_free(s);
         return BITNET_ERR_NOMEM;
     }
@@ -470,6 +482,8 @@ void srv_sched_free(srv_sched *s)
     free(s->dropped);
     free(s->batch_ctx);
     free(s->batch_tok);
+    free(s->batch_samp);
+    free(s->batch_next);
     free(s->batch_slot);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
