@@ -3,6 +3,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "common/error.h"
 #include "common/mem.h"
@@ -224,6 +227,27 @@ static void fsift_down(float *h, int n, int i)
  * twice, big enough that the block maxima are few. */
 #define TOPK_BLOCK 16
 
+/* The largest of TOPK_BLOCK logits, NaN ignored (-inf if all are NaN).  A max is exact in any
+ * order, so lanes give the same value as a serial loop.  (x > l ? x : l keeps l for a NaN x; GCC
+ * does not vectorise that form by itself, and SSE's MAXPS is exactly it.) */
+static float block_max(const float *x)
+{
+#if defined(__SSE2__)
+    __m128 l = _mm_set1_ps(-INFINITY);
+    for (int i = 0; i < TOPK_BLOCK; i += 4) l = _mm_max_ps(_mm_loadu_ps(x + i), l);
+    l = _mm_max_ps(l, _mm_movehl_ps(l, l));
+    l = _mm_max_ss(l, _mm_shuffle_ps(l, l, 1));
+    return _mm_cvtss_f32(l);
+#else
+    float l[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    for (int i = 0; i < TOPK_BLOCK; i += 4)
+        for (int j = 0; j < 4; j++) l[j] = x[i + j] > l[j] ? x[i + j] : l[j];
+    float m = l[0];
+    for (int j = 1; j < 4; j++) m = l[j] > m ? l[j] : m;
+    return m;
+#endif
+}
+
 /* The k best of logits[0..n) (no penalties) in c[0..k), as a heap worst first, without a heap pass
  * over every logit: blocks of TOPK_BLOCK give their maxima; the k-th largest maximum t is a lower
  * bound of the k-th largest logit (k blocks each hold one >= t), so only logits >= t can be among
@@ -239,11 +263,7 @@ static int top_k_blocks(cand *c, float *bmax, const float *logits, int n, int k)
         const int i0 = TOPK_BLOCK * b;
         float m = -INFINITY;
         if (n - i0 >= TOPK_BLOCK) {
-            float l[8]; /* a max is exact in any order; NaN never replaces a lane's value */
-            for (int j = 0; j < 8; j++) l[j] = -INFINITY;
-            for (int i = i0; i < i0 + TOPK_BLOCK; i += 8)
-                for (int j = 0; j < 8; j++) l[j] = logits[i + j] > l[j] ? logits[i + j] : l[j];
-            for (int j = 0; j < 8; j++) m = l[j] > m ? l[j] : m;
+            m = block_max(logits + i0);
         } else {
             for (int i = i0; i < n; i++) m = logits[i] > m ? logits[i] : m;
         }
