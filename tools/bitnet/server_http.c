@@ -56,6 +56,7 @@ struct request {
     double peer_checked; /* when wait_news last looked at the client */
     double stream_interval; /* seconds: a stream's chunks go out at most this often */
     double last_send;       /* when stream_read last handed chunks to MHD */
+    bool holding;           /* stream_read waits for the interval: only the end wakes it */
 };
 
 static uint64_t id_state;
@@ -367,7 +368,7 @@ static void on_emit(srv_task *t, const char *text, size_t len, const srv_tokinfo
         if (!c->logprobs) c->logprobs = logprobs_new(r->chat);
         logprobs_add(r, c->logprobs, toks, n_toks, &c->text_offset);
     }
-    pthread_cond_broadcast(&r->cv);
+    if (!r->holding) pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -465,14 +466,19 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             /* What comes sooner than stream_interval after the last send waits for it (the first
              * and the last go at once), so that at thousands of tokens per second the connection
              * thread and the client wake once per few tokens, not once per token: on a small
-             * machine those wake-ups took CPU from the forward pass.  The wait is a plain sleep,
-             * off the condition variable, so new tokens do not wake it. */
+             * machine those wake-ups took CPU from the forward pass.  While it holds, new tokens
+             * do not signal (r->holding); the end does, so the last chunk is never held (a held
+             * end would keep the client's next request, and its slot, waiting). */
             double now = srv_now(), due = r->last_send + r->stream_interval;
             if (!r->finished && r->last_send > 0 && now < due) {
-                pthread_mutex_unlock(&r->mu);
-                struct timespec ts = {0, (long)((due - now) * 1e9)};
-                nanosleep(&ts, NULL);
-                pthread_mutex_lock(&r->mu);
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                long long ns = (long long)ts.tv_nsec + (long long)((due - now) * 1e9);
+                ts.tv_sec += (time_t)(ns / 1000000000LL);
+                ts.tv_nsec = (long)(ns % 1000000000LL);
+                r->holding = true;
+                pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+                r->holding = false;
                 continue;
             }
             for (int i = 0; pending && i < r->n_choices; i++) pending_flush(r, i);
