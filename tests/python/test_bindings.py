@@ -1,4 +1,5 @@
 """The Python bindings against the real stories260K model (llama2.c's published greedy text)."""
+import ctypes
 import os
 import sys
 
@@ -20,6 +21,19 @@ with bitnet.Model(os.path.join(data, "gguf", "stories260K.gguf")) as m:
         assert len(logits) == 512 and ctx.pos == len(ids)
         best = max(range(512), key=lambda i: logits[i])
         assert m.generate("Once upon a time", max_tokens=1, temperature=0) == m.detokenize(ids[1:] + [best])[len("Once upon a time"):]
+# The ctypes mirrors of the parameter structs must be as large as the C structs the library fills:
+# a canary right after each must survive the C defaults function.
+for cls, fill in ((bitnet._ContextParams, bitnet._lib.bitnet_context_params_default),
+                  (bitnet._GenerateParams, bitnet._lib.bitnet_generate_params_default),
+                  (bitnet._SamplerParams, bitnet._lib.bitnet_sampler_params_default)):
+    class Guarded(ctypes.Structure):
+        _fields_ = [("p", cls), ("canary", ctypes.c_uint8 * 32)]
+    g = Guarded()
+    ctypes.memset(ctypes.byref(g.canary), 0xAB, 32)
+    fill.argtypes = [ctypes.c_void_p]
+    fill(ctypes.byref(g.p))
+    assert all(b == 0xAB for b in g.canary), "%s is smaller than its C struct" % cls.__name__
+
 try:
     bitnet.Model("/nonexistent.gguf")
     raise AssertionError("loading a missing file must fail")

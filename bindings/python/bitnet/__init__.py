@@ -67,7 +67,8 @@ class _GenerateParams(_c.Structure):
 
 
 class _ContextParams(_c.Structure):
-    _fields_ = [("n_ctx", _c.c_int), ("n_threads", _c.c_int), ("n_batch", _c.c_int), ("kv_type", _c.c_int)]
+    _fields_ = [("n_ctx", _c.c_int), ("n_threads", _c.c_int), ("n_batch", _c.c_int), ("kv_type", _c.c_int),
+                ("match_reference", _c.c_bool), ("batch_split", _c.c_int)]
 
 
 _lib.bitnet_model_load.argtypes = [_c.c_char_p, _c.c_void_p, _c.POINTER(_c.c_void_p)]
