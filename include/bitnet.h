@@ -386,6 +386,17 @@ BITNET_API void bitnet_sampler_reset(bitnet_sampler *s);
  * (bitnet_sampler_accept), and the logits stay readable as after bitnet_eval_multi. */
 BITNET_API bitnet_status bitnet_eval_multi_sample(bitnet_context *const *contexts, const bitnet_token *tokens, int n,
                                                   bitnet_sampler *const *samplers, bitnet_token *next);
+/* The general form of both: n_tokens[i] tokens for contexts[i] (n_tokens NULL: one each; tokens
+ * holds them context after context, each appended at that context's position), evaluated
+ * together.  A server puts the next piece of a new prompt in the same batch as the other slots'
+ * next tokens, so a prompt does not hold up everyone's generation for a pass of its own.
+ * Afterwards each context holds the logits of its last token (bitnet_get_logits(c, -1)), and with
+ * samplers (NULL: none; then next may be NULL) next[i] is sampled from them as above.  A batch
+ * with several tokens for some context is one shared pass (batch_split is for batches of one
+ * token each).  BITNET_ERR_RANGE, evaluating nothing, if a context lacks room. */
+BITNET_API bitnet_status bitnet_eval_batch(bitnet_context *const *contexts, const bitnet_token *tokens,
+                                           const int *n_tokens, int n, bitnet_sampler *const *samplers,
+                                           bitnet_token *next);
 
 /* ============================================================================================
  * Generation

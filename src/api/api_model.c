@@ -249,22 +249,29 @@ static void sample_logits(void *user, int i, const float *logits)
     h->next[i] = h->samplers[i] && logits ? bn_sampler_sample(h->samplers[i]->s, logits, h->n_vocab) : -1;
 }
 
-bitnet_status bitnet_eval_multi_sample(bitnet_context *const *contexts, const bitnet_token *tokens, int n,
-                                       bitnet_sampler *const *samplers, bitnet_token *next)
+bitnet_status bitnet_eval_batch(bitnet_context *const *contexts, const bitnet_token *tokens, const int *n_tokens, int n,
+                                bitnet_sampler *const *samplers, bitnet_token *next)
 {
-    CHECK_ARG(contexts && tokens && samplers && next && n > 0, "bitnet_eval_multi_sample: NULL argument or n <= 0");
-    for (int i = 0; i < n; i++) {
+    CHECK_ARG(contexts && tokens && n > 0 && (!samplers || next), "bitnet_eval_batch: NULL argument or n <= 0");
+    for (int i = 0; samplers && i < n; i++) {
         next[i] = -1;
         for (int j = 0; j < i && samplers[i]; j++)
             if (samplers[j] == samplers[i])
-                return (bitnet_status)bn_error(BN_ERR_INVALID_ARG, "bitnet_eval_multi_sample: sampler %d is also sampler %d", i, j);
+                return (bitnet_status)bn_error(BN_ERR_INVALID_ARG, "bitnet_eval_batch: sampler %d is also sampler %d", i, j);
     }
-    bn_ctx **cs = batch_contexts(contexts, n, "bitnet_eval_multi_sample");
+    bn_ctx **cs = batch_contexts(contexts, n, "bitnet_eval_batch");
     if (!cs) return (bitnet_status)bn_last_status();
     sample_hook h = {samplers, next, contexts[0]->model->m->hp.n_vocab};
-    bn_status st = bn_ctx_eval_multi_ex(cs, tokens, n, sample_logits, &h);
+    bn_status st = bn_ctx_eval_batch(cs, tokens, n_tokens, n, samplers ? sample_logits : NULL, &h);
     bn_free(cs);
     return (bitnet_status)st;
+}
+
+bitnet_status bitnet_eval_multi_sample(bitnet_context *const *contexts, const bitnet_token *tokens, int n,
+                                       bitnet_sampler *const *samplers, bitnet_token *next)
+{
+    CHECK_ARG(samplers && next, "bitnet_eval_multi_sample: NULL argument");
+    return bitnet_eval_batch(contexts, tokens, NULL, n, samplers, next);
 }
 
 const float *bitnet_get_logits(const bitnet_context *c, int i) { return c ? bn_ctx_logits(c->ctx, i) : NULL; }

@@ -335,7 +335,7 @@ static void tok_run(bn_threadpool *pool, const tok_task *T)
  * batching).  Such tokens get single-token numerics whatever n is, so a sequence's output does not
  * depend on which other sequences share the pass. */
 static bn_status forward(bn_ctx *c, bn_threadpool *pool, bn_ctx *const *seq, const int *pos, const int32_t *tokens,
-                         int n, bool all_logits, bool decode)
+                         int n, const int *out, int n_out, bool decode)
 {
     const bn_model *m = c->m;
     const bn_hparams *hp = &m->hp;
@@ -380,11 +380,15 @@ static bn_status forward(bn_ctx *c, bn_threadpool *pool, bn_ctx *const *seq, con
         if ((st = matmul1(c, pool, c->gate, n, &L->w_down, c->xb, L->s_down)) != BN_OK) return st;
     }
 
-    /* output head on the rows whose logits are wanted: the last FFN output joins the residual of
-     * those rows, normed into att (rows 0 .. rows-1) */
-    const int first = all_logits ? 0 : n - 1, rows = n - first;
+    /* output head on the rows whose logits are wanted (out[0..n_out), ascending; NULL: all): the last
+     * FFN output joins the residual of those rows, normed into att (rows 0 .. rows-1) */
+    const int first = out ? out[0] : 0, rows = out ? n_out : n;
     tok_run(pool, &(tok_task){.c = c, .kind = TOK_ADD_NORM, .first = first, .n = n, .w = m->output_norm, .add = hp->n_layer > 0,
                            .y = c->xb, .out = c->att});
+    if (out) /* the wanted rows together (row out[j] - first >= j: moving them up in order is safe) */
+        for (int j = 0; j < n_out; j++)
+            if (out[j] - first != j)
+                memcpy(c->att + (size_t)j * d, c->att + (size_t)(out[j] - first) * d, (size_t)d * sizeof(float));
     size_t need = (size_t)rows * (size_t)hp->n_vocab;
     if (need > c->logits_cap) {
         float *nl = bn_realloc(c->logits, need * sizeof(float));
@@ -415,7 +419,8 @@ static bn_status forward_seq(bn_ctx *c, const int32_t *tokens, int n, bool all_l
             seq[t] = c;
             pos[t] = c->pos + t;
         }
-        st = forward(c, c->pool, seq, pos, tokens, n, all_logits, n == 1);
+        const int last = n - 1;
+        st = forward(c, c->pool, seq, pos, tokens, n, all_logits ? NULL : &last, 1, n == 1);
         if (st == BN_OK) c->pos += n;
     }
     bn_free(seq);
@@ -484,49 +489,79 @@ const float *bn_ctx_logits(const bn_ctx *c, int i)
     return c->logits + (size_t)row * (size_t)c->m->hp.n_vocab;
 }
 
-/* One decode token for each of the sequences cs[0..n), in passes of cs[0]'s batch size on `pool`
- * with cs[0]'s scratch buffers; each sequence gets its own row of logits. */
-static bn_status eval_group(bn_ctx *const *cs, const int32_t *tokens, int n, bn_threadpool *pool)
+/* Evaluates counts[i] tokens for each sequence cs[i] (counts NULL: one each; tokens holds them
+ * sequence after sequence) in passes of up to cs[0]'s batch size on `pool`, with cs[0]'s scratch
+ * buffers; each sequence then holds the logits of its last token.  Positions advance only when
+ * everything succeeded. */
+static bn_status eval_group(bn_ctx *const *cs, const int32_t *tokens, const int *counts, int n, bn_threadpool *pool)
 {
     bn_ctx *c = cs[0];
-    /* all rows' logits come out of one pass, then each sequence gets its own */
     const size_t nv = (size_t)c->m->hp.n_vocab;
-    int *pos = bn_malloc((size_t)n * sizeof *pos);
-    float *mine = bn_malloc(nv * sizeof(float)); /* c's row, while later chunks reuse its buffer */
-    if (!pos || !mine) {
-        bn_free(pos);
-        bn_free(mine);
-        return BN_ERR_NOMEM;
+    int total = 0;
+    bool decode = true;
+    for (int i = 0; i < n; i++) {
+        total += counts ? counts[i] : 1;
+        decode &= !counts || counts[i] == 1;
     }
-    bn_status st = BN_OK;
-    for (int done = 0; done < n && st == BN_OK; done += c->n_batch) {
-        int chunk = n - done < c->n_batch ? n - done : c->n_batch;
-        for (int i = 0; i < chunk; i++) pos[i] = cs[done + i]->pos;
-        st = forward(c, pool, cs + done, pos, tokens + done, chunk, true, true);
-        for (int i = 0; i < chunk && st == BN_OK; i++) {
-            bn_ctx *sc = cs[done + i];
-            if (sc != c && sc->logits_cap < nv) {
-                float *nl = bn_realloc(sc->logits, nv * sizeof(float));
-                if (!nl) {
-                    st = BN_ERR_NOMEM;
-                    break;
+    bn_ctx **seq = bn_malloc((size_t)total * sizeof *seq);
+    int *pos = bn_malloc((size_t)total * sizeof *pos), *out = bn_malloc((size_t)total * sizeof *out);
+    int *last = bn_malloc((size_t)total * sizeof *last); /* for a token: its sequence if it is its last, else -1 */
+    float *mine = bn_malloc(nv * sizeof(float)); /* c's row, while later passes reuse its buffer */
+    bn_status st = seq && pos && out && last && mine ? BN_OK : BN_ERR_NOMEM;
+    for (int i = 0, t = 0; st == BN_OK && i < n; i++) {
+        const int k = counts ? counts[i] : 1;
+        for (int j = 0; j < k; j++, t++) {
+            seq[t] = cs[i];
+            pos[t] = cs[i]->pos + j;
+            last[t] = j == k - 1 ? i : -1;
+        }
+    }
+    for (int done = 0; done < total && st == BN_OK; done += c->n_batch) {
+        const int chunk = total - done < c->n_batch ? total - done : c->n_batch;
+        int n_out = 0;
+        for (int t = done; t < done + chunk; t++)
+            if (last[t] >= 0) out[n_out++] = t - done;
+        if (n_out == 0) { /* no sequence ends in this pass: its logits are not needed, but a pass
+                             computes at least one row */
+            out[0] = chunk - 1;
+            n_out = 1;
+        }
+        st = forward(c, pool, seq + done, pos + done, tokens + done, chunk, out, n_out, decode);
+        for (int j = 0; j < n_out && st == BN_OK; j++) {
+            const int i = last[done + out[j]];
+            if (i < 0) continue;
+            bn_ctx *sc = cs[i];
+            float *dst = mine;
+            if (sc != c) {
+                if (sc->logits_cap < nv) {
+                    float *nl = bn_realloc(sc->logits, nv * sizeof(float));
+                    if (!nl) {
+                        st = BN_ERR_NOMEM;
+                        break;
+                    }
+                    sc->logits = nl;
+                    sc->logits_cap = nv;
                 }
-                sc->logits = nl;
-                sc->logits_cap = nv;
+                dst = sc->logits;
             }
-            if (sc != c) memcpy(sc->logits, c->logits + (size_t)i * nv, nv * sizeof(float));
-        }
-        if (done == 0 && st == BN_OK) memcpy(mine, c->logits, nv * sizeof(float)); /* c is cs[0]: row 0 */
-        for (int i = 0; i < chunk && st == BN_OK; i++) {
-            bn_ctx *sc = cs[done + i];
-            sc->pos++;
-            sc->n_logit_rows = 1;
-            sc->logit_first = 0;
-            sc->last_n = 1;
+            memcpy(dst, c->logits + (size_t)j * nv, nv * sizeof(float));
         }
     }
-    if (st == BN_OK) memcpy(c->logits, mine, nv * sizeof(float));
+    if (st == BN_OK) {
+        memcpy(c->logits, mine, nv * sizeof(float));
+        for (int i = 0; i < n; i++) {
+            bn_ctx *sc = cs[i];
+            const int k = counts ? counts[i] : 1;
+            sc->pos += k;
+            sc->n_logit_rows = 1;
+            sc->logit_first = k - 1;
+            sc->last_n = k;
+        }
+    }
+    bn_free(seq);
     bn_free(pos);
+    bn_free(out);
+    bn_free(last);
     bn_free(mine);
     return st;
 }
@@ -551,7 +586,7 @@ static void split_worker(void *arg, int g, int groups)
     long lo, hi;
     bn_split_range(T->n, g, groups, 1, &lo, &hi);
     if (lo >= hi) return;
-    bn_status st = eval_group(T->cs + lo, T->tokens + lo, (int)(hi - lo), NULL);
+    bn_status st = eval_group(T->cs + lo, T->tokens + lo, NULL, (int)(hi - lo), NULL);
     if (st == BN_OK && T->fn) /* while this thread's cache still holds the logits */
         for (long i = lo; i < hi; i++) T->fn(T->user, (int)i, bn_ctx_logits(T->cs[i], -1));
     int none = -1;
@@ -561,7 +596,7 @@ static void split_worker(void *arg, int g, int groups)
     }
 }
 
-/* Whether a pass of n sequences goes one group per thread.  A group's thread reads every matrix
+/* Whether a pass of n decode tokens goes one group per thread.  A group's thread reads every matrix
  * itself, so with several groups the weights are read once per thread: cheap while they stay in
  * the shared cache, which is when small models gain (no barrier between a pass's many short steps,
  * none of them run by one thread while the others wait; the bundled model's 4-sequence pass on 2
@@ -600,21 +635,28 @@ static void hook_worker(void *arg, int i, int n)
 
 bn_status bn_ctx_eval_multi(bn_ctx *const *cs, const int32_t *tokens, int n)
 {
-    return bn_ctx_eval_multi_ex(cs, tokens, n, NULL, NULL);
+    return bn_ctx_eval_batch(cs, tokens, NULL, n, NULL, NULL);
 }
 
-bn_status bn_ctx_eval_multi_ex(bn_ctx *const *cs, const int32_t *tokens, int n, bn_logits_fn fn, void *user)
+bn_status bn_ctx_eval_batch(bn_ctx *const *cs, const int32_t *tokens, const int *counts, int n, bn_logits_fn fn,
+                            void *user)
 {
-    if (n <= 0) return bn_error(BN_ERR_INVALID_ARG, "no tokens to evaluate");
+    if (n <= 0) return bn_error(BN_ERR_INVALID_ARG, "no sequences to evaluate");
     bn_ctx *c = cs[0];
-    for (int i = 0; i < n; i++) {
+    bool decode = true;
+    for (int i = 0, t = 0; i < n; i++) {
+        const int k = counts ? counts[i] : 1;
+        if (k < 1) return bn_error(BN_ERR_INVALID_ARG, "sequence %d has %d tokens to evaluate", i, k);
+        decode &= k == 1;
         if (cs[i]->m != c->m) return bn_error(BN_ERR_INVALID_ARG, "sequence %d belongs to another model", i);
-        if (cs[i]->pos >= cs[i]->n_ctx)
-            return bn_error(BN_ERR_RANGE, "context overflow: sequence %d is full (%d tokens)", i, cs[i]->n_ctx);
-        if (cs[i]->pos >= c->n_ctx || cs[i]->kv_f32 != c->kv_f32)
+        if (k > cs[i]->n_ctx - cs[i]->pos)
+            return bn_error(BN_ERR_RANGE, "context overflow: sequence %d has room for %d more tokens, not %d", i,
+                            cs[i]->n_ctx - cs[i]->pos, k);
+        if (cs[i]->pos + k > c->n_ctx || cs[i]->kv_f32 != c->kv_f32)
             return bn_error(BN_ERR_INVALID_ARG, "sequence %d has a longer context or another KV type than sequence 0", i);
-        if (tokens[i] < 0 || tokens[i] >= c->m->hp.n_vocab)
-            return bn_error(BN_ERR_RANGE, "token %d (id %d) is outside the vocabulary", i, tokens[i]);
+        for (int j = 0; j < k; j++, t++)
+            if (tokens[t] < 0 || tokens[t] >= c->m->hp.n_vocab)
+                return bn_error(BN_ERR_RANGE, "token %d of sequence %d (id %d) is outside the vocabulary", j, i, tokens[t]);
         for (int j = 0; j < i; j++)
             if (cs[j] == cs[i]) return bn_error(BN_ERR_INVALID_ARG, "sequence %d appears twice in one batch", i);
     }
@@ -622,8 +664,9 @@ bn_status bn_ctx_eval_multi_ex(bn_ctx *const *cs, const int32_t *tokens, int n, 
     const int nth = bn_threadpool_size(c->pool);
     split_task T = {.cs = cs, .tokens = tokens, .n = n, .fn = fn, .user = user};
     atomic_init(&T.failed, -1);
-    if (!split_by_sequence(cs, n, nth)) {
-        bn_status st = eval_group(cs, tokens, n, c->pool);
+    /* a prompt among them: one shared pass (its tokens make a GEMM, and one group would get them all) */
+    if (!decode || !split_by_sequence(cs, n, nth)) {
+        bn_status st = eval_group(cs, tokens, counts, n, c->pool);
         if (st == BN_OK && fn) bn_threadpool_run_chunks(c->pool, hook_worker, &T, n);
         return st;
     }

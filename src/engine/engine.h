@@ -56,8 +56,13 @@ bn_status bn_ctx_eval_multi(bn_ctx *const *cs, const int32_t *tokens, int n);
  * sequence, on one of the threads (the one that computed them where it can), concurrently for
  * different i. */
 typedef void (*bn_logits_fn)(void *user, int i, const float *logits);
-/* bn_ctx_eval_multi, then fn for every sequence (fn NULL: none). */
-bn_status bn_ctx_eval_multi_ex(bn_ctx *const *cs, const int32_t *tokens, int n, bn_logits_fn fn, void *user);
+/* The general batch: counts[i] tokens for each context cs[i] (counts NULL: one each; tokens holds
+ * them context after context, each appended at its position), evaluated together; afterwards each
+ * context holds its last token's logits, and fn (NULL: none) has been called for every one.  A
+ * batch with more than one token for some context is one shared pass (batch_split applies to
+ * decode batches).  Fails without evaluating anything when a context lacks room. */
+bn_status bn_ctx_eval_batch(bn_ctx *const *cs, const int32_t *tokens, const int *counts, int n, bn_logits_fn fn,
+                            void *user);
 /* Logits of token i of the last eval (-1 = last); NULL if not kept. */
 const float *bn_ctx_logits(const bn_ctx *c, int i);
 

@@ -433,6 +433,54 @@ static void test_eval_multi(void **state)
     bn_model_free(m);
 }
 
+/* A batch mixing prompt pieces and single tokens (the server's turn with a new request) gives every
+ * sequence the logits it gets alone, bit for bit, with the pieces split across passes (n_batch 2:
+ * a piece straddles passes, and one pass ends no sequence). */
+static void test_eval_batch_mixed(void **state)
+{
+    (void)state;
+    bn_model *m = load_v1();
+    enum { NS = 3 };
+    bn_ctx *multi[NS], *alone[NS];
+    bn_ctx_params cp = {.n_ctx = 32, .n_threads = 2, .n_batch = 2};
+    for (int i = 0; i < NS; i++) {
+        assert_ok(bn_ctx_init(m, &cp, &multi[i]));
+        assert_ok(bn_ctx_init(m, &cp, &alone[i]));
+    }
+    const int32_t first[1] = {510};
+    assert_ok(bn_ctx_eval(multi[1], first, 1, false)); /* sequence 1 is generating */
+    assert_ok(bn_ctx_eval(alone[1], first, 1, false));
+    /* sequence 0: a 3-token prompt; 1: its next token; 2: a 4-token prompt */
+    const int32_t toks[8] = {510, 11, 12, 40, 510, 21, 22, 23};
+    const int counts[NS] = {3, 1, 4};
+    assert_ok(bn_ctx_eval_batch(multi, toks, counts, NS, NULL, NULL));
+    assert_ok(bn_ctx_eval(alone[0], toks, 3, false));
+    assert_ok(bn_ctx_eval(alone[1], toks + 3, 1, false));
+    assert_ok(bn_ctx_eval(alone[2], toks + 4, 4, false));
+    for (int step = 0; step < 2; step++) {
+        for (int i = 0; i < NS; i++) {
+            assert_int_equal(bn_ctx_pos(multi[i]), bn_ctx_pos(alone[i]));
+            assert_non_null(bn_ctx_logits(multi[i], -1));
+            assert_memory_equal(bn_ctx_logits(multi[i], -1), bn_ctx_logits(alone[i], -1), (size_t)m->hp.n_vocab * sizeof(float));
+        }
+        const int32_t next[NS] = {50, 51, 52}; /* then a decode batch */
+        assert_ok(bn_ctx_eval_batch(multi, next, NULL, NS, NULL, NULL));
+        for (int i = 0; i < NS; i++) assert_ok(bn_ctx_eval(alone[i], &next[i], 1, false));
+    }
+    /* bad counts and a context without room fail, evaluating nothing */
+    const int zero[NS] = {1, 0, 1}, many[NS] = {1, 1, 40};
+    const int pos0 = bn_ctx_pos(multi[0]);
+    int32_t big[42] = {0};
+    assert_int_equal(bn_ctx_eval_batch(multi, big, zero, NS, NULL, NULL), BN_ERR_INVALID_ARG);
+    assert_int_equal(bn_ctx_eval_batch(multi, big, many, NS, NULL, NULL), BN_ERR_RANGE);
+    assert_int_equal(bn_ctx_pos(multi[0]), pos0);
+    for (int i = 0; i < NS; i++) {
+        bn_ctx_free(multi[i]);
+        bn_ctx_free(alone[i]);
+    }
+    bn_model_free(m);
+}
+
 /* bitnet_eval_multi_sample samples on the engine's threads what the caller would sample after
  * bitnet_eval_multi: the same tokens from samplers with the same seeds, for every batch split. */
 static void test_eval_multi_sample(void **state)
@@ -478,6 +526,24 @@ static void test_eval_multi_sample(void **state)
                 ta[i] = tb[i] = next[i];
             }
         }
+        /* a prompt in a batch: its first token is what sampling after evaluating it alone gives */
+        {
+            const bitnet_token prompt[4] = {7, 8, 9, 10};
+            const int counts[2] = {4, 1};
+            bitnet_token both[5] = {7, 8, 9, 10, ta[1]}, got[2];
+            bitnet_context *pair[2] = {a[0], a[1]};
+            bitnet_sampler *ps[2] = {sa[0], sa[1]};
+            assert_int_equal(bitnet_context_truncate(a[0], 0), BITNET_OK);
+            assert_int_equal(bitnet_context_truncate(b[0], 0), BITNET_OK);
+            assert_int_equal(bitnet_eval_batch(pair, both, counts, 2, ps, got), BITNET_OK);
+            assert_int_equal(bitnet_eval(b[0], prompt, 4, false), BITNET_OK);
+            assert_int_equal(bitnet_eval(b[1], &tb[1], 1, false), BITNET_OK);
+            assert_int_equal(got[0], bitnet_sampler_sample(sb[0], bitnet_get_logits(b[0], -1), 512));
+            assert_int_equal(got[1], bitnet_sampler_sample(sb[1], bitnet_get_logits(b[1], -1), 512));
+            ta[0] = tb[0] = got[0];
+            ta[1] = tb[1] = got[1];
+            assert_int_equal(bitnet_eval_batch(pair, both, counts, 2, ps, NULL), BITNET_ERR_INVALID_ARG);
+        }
         /* a NULL sampler gives -1 for its sequence only; a sampler twice is refused */
         bitnet_sampler *some[NS] = {sa[0], NULL, sa[2]}, *twice[NS] = {sa[0], sa[1], sa[0]};
         assert_int_equal(bitnet_eval_multi_sample(a, ta, NS, some, next), BITNET_OK);
@@ -509,6 +575,7 @@ int main(void)
         cmocka_unit_test(test_batch_vs_incremental),
         cmocka_unit_test(test_eval_multi),
         cmocka_unit_test(test_eval_multi_sample),
+        cmocka_unit_test(test_eval_batch_mixed),
         cmocka_unit_test(test_split_independent),
         cmocka_unit_test(test_lazy_repack),
     };

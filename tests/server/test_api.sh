@@ -183,6 +183,9 @@ stop_server
 # the rest of the text waits, and the end sends it as one chunk (then the finish chunk) at once,
 # not a second later
 start_server --stream-interval 1000
+long='{"prompt":"In the beginning God created the heaven and the earth. And the earth was without form, and void","max_tokens":24,"seed":7,"temperature":1}'
+post /v1/completions "$long" >/dev/null
+want_long=$(js 'json.dumps(d["choices"][0]["text"])')
 post /v1/completions '{"prompt":"In the beginning","max_tokens":200,"seed":42,"temperature":1}' >/dev/null
 want200=$(js 'json.dumps(d["choices"][0]["text"])')
 n200=$(js 'd["usage"]["completion_tokens"]')
@@ -198,6 +201,21 @@ check "held chunks: the end is not held ($dt s < 0.9 s)" python3 -c "import sys;
 stop_server
 for bad in -1 1001 x; do
   check "--stream-interval $bad refused" [ "$("$BITNET" serve --stream-interval "$bad" >/dev/null 2>&1; echo $?)" = 2 ]
+done
+
+# ---- -b/--batch-size 3: a prompt goes in pieces of 3 tokens, sharing passes with another slot's
+# generation; the same text as in one piece (the results do not depend on how tokens are batched)
+start_server -b 3 --parallel 2
+post /v1/completions '{"prompt":"In the beginning","max_tokens":150,"seed":1,"stream":true}' -N >/dev/null &
+bg=$!
+post2() { curl -s -o "$WORK/body2" -w '%{http_code}' -H 'Content-Type: application/json' -d "$1" "$BASE/v1/completions"; }
+check "pieces of 3: 200" [ "$(post2 "$long")" = 200 ]
+check "pieces of 3: the same text" [ "$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["choices"][0]["text"]))' "$WORK/body2")" = "$want_long" ]
+check "pieces of 3: the prompt's tokens counted" [ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["usage"]["prompt_tokens"] > 6)' "$WORK/body2")" = True ]
+wait $bg
+stop_server
+for bad in 0 x; do
+  check "-b $bad refused" [ "$("$BITNET" serve -b "$bad" >/dev/null 2>&1; echo $?)" = 2 ]
 done
 
 # ---- API key (bitnet-server, the same server as a program of its own)

@@ -25,6 +25,8 @@ static void usage(FILE *f)
             "  -np, --parallel N     slots: requests generated at once, batched together (default 1)\n"
             "  -c, --ctx-size N      context (KV cache) tokens per slot (default: the model's, at most 4096)\n"
             "  -t, --threads N       threads for the forward pass (default: physical cores)\n"
+            "  -b, --batch-size N    prompt tokens a slot adds to each batched pass (default 512): a\n"
+            "                        longer prompt goes in pieces, the other slots' tokens with each\n"
             "      --max-queue N     requests that may wait for a slot; more get 503 (default 64)\n"
             "      --timeout S       close idle connections and end generations after S seconds (default 600)\n"
             "      --stream-interval MS  send a stream's text at most every MS milliseconds, as one chunk\n"
@@ -96,6 +98,10 @@ int cmd_serve(int argc, char **argv)
             NEED_VALUE();
             if (!cli_parse_int(a, val, 0, 1024, &v)) return 2;
             cfg.n_threads = (int)v;
+        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
+            NEED_VALUE();
+            if (!cli_parse_int(a, val, 1, 65536, &v)) return 2;
+            cfg.batch_size = (int)v;
         } else if (!strcmp(a, "--max-queue")) {
             NEED_VALUE();
             if (!cli_parse_int(a, val, 0, 100000, &v)) return 2;
@@ -179,6 +185,7 @@ int cmd_serve(int argc, char **argv)
         .n_ctx = cfg.n_ctx,
         .n_threads = cfg.n_threads,
         .max_queue = cfg.max_queue,
+        .prompt_piece = cfg.batch_size,
         .cache_prompt = cfg.cache_prompt,
     };
     if (srv_sched_init(srv.model, &sp, &srv.metrics, &srv.sched) != BITNET_OK) {

@@ -117,6 +117,7 @@ typedef struct {
     int n_ctx;     /* per slot; 0: the library's default */
     int n_threads; /* per context; 0: the library's default */
     int max_queue; /* tasks waiting for a slot */
+    int prompt_piece; /* prompt tokens per slot per batch; 0: 512 */
     bool cache_prompt; /* reuse the longest common prefix a slot already holds */
 } srv_sched_params;
 
@@ -185,7 +186,7 @@ typedef struct srv_config {
     const char *model_id;  /* name in responses and /v1/models */
     const char *host;
     int port;              /* 0: any free port */
-    int n_parallel, n_ctx, n_threads, max_queue;
+    int n_parallel, n_ctx, n_threads, max_queue, batch_size;
     int timeout_s;         /* idle connections close; requests end as "length" after it */
     int stream_interval_ms; /* a stream's chunks are sent at most this often (0: each at once) */
     const char *api_key;   /* NULL: no authentication */

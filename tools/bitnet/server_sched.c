@@ -2,11 +2,10 @@
  * model, and one thread that drives them all.  Every turn of its loop it
  *   1. drops cancelled tasks and gives queued tasks to free slots (the slot whose cache shares the
  *      longest prefix with the prompt, so a conversation's next turn reuses its cache),
- *   2. evaluates a chunk of each new prompt (chunked, so long prompts do not stall the others),
- *   3. takes the next token of every slot whose logits are ready (sampled by the last batched
- *      pass, or here after a prompt), and
- *   4. evaluates all those tokens in one bitnet_eval_multi_sample call (continuous batching),
- *      which also samples each slot's following token on the engine's threads.
+ *   2. takes the next token of every slot whose logits are ready (sampled by the last batch), and
+ *   3. evaluates all those tokens, with the next piece of each new prompt, in one
+ *      bitnet_eval_batch call (continuous batching), which also samples each slot's following
+ *      token on the engine's threads (for a prompt, once its last piece is in).
  * Only this thread touches the contexts, samplers and detokenizers. */
 #include <math.h>
 #include <stdlib.h>
@@ -14,9 +13,10 @@
 
 #include "server.h"
 
-/* Prompt tokens per slot per turn: bitnet_eval's default batch, so a prompt is split exactly as
- * `bitnet run` splits it (the engine's results depend slightly on how tokens are batched). */
-#define PREFILL_CHUNK 512
+/* Prompt tokens per slot per turn (srv_sched_params.prompt_piece): a long prompt goes in pieces,
+ * so that the other slots' tokens ride along in every pass instead of waiting for the whole prompt
+ * (a piece shares its passes with them; the results do not depend on how tokens are batched). */
+#define PROMPT_PIECE_DEFAULT 512
 
 typedef struct {
     bitnet_context *ctx;
@@ -53,7 +53,9 @@ struct srv_sched {
     pthread_t thread;
     srv_task **dropped;
     bitnet_context **batch_ctx;
-    bitnet_token *batch_tok;
+    int piece;               /* prompt tokens per slot per turn */
+    bitnet_token *batch_tok; /* [n_slots * piece]: each entry's tokens, one after another */
+    int *batch_cnt;          /* tokens of each entry: a prompt piece, or 1 */
     bitnet_sampler **batch_samp;
     bitnet_token *batch_next;
     int *batch_slot;
@@ -176,19 +178,6 @@ static bool slot_setup(srv_sched *s, slot *sl)
     sl->ready = sl->presampled = false;
     sl->t_last = 0;
     return true;
-}
-
-static bitnet_status slot_prefill(slot *sl)
-{
-    srv_task *t = sl->task;
-    int n = t->n_prompt - sl->n_cache;
-    if (n > PREFILL_CHUNK) n = PREFILL_CHUNK;
-    bitnet_status st = bitnet_eval(sl->ctx, t->prompt + sl->n_cache, n, false);
-    if (st != BITNET_OK) return st;
-    memcpy(sl->cache + sl->n_cache, t->prompt + sl->n_cache, (size_t)n * sizeof *sl->cache);
-    sl->n_cache += n;
-    sl->ready = sl->n_cache == t->n_prompt;
-    return BITNET_OK;
 }
 
 static void tokinfo_fill(const float *logits, int n_vocab, bitnet_token id, int n_top, srv_tokinfo *ti)
@@ -341,7 +330,7 @@ static void *sched_main(void *arg)
 
         for (int i = 0; i < n_dropped; i++) s->dropped[i]->finish(s->dropped[i], SRV_FINISH_CANCELLED, NULL);
 
-        /* set up new tasks, honour cancellations, evaluate prompt chunks */
+        /* set up new tasks, honour cancellations */
         for (int i = 0; i < s->n_slots; i++) {
             slot *sl = &s->slots[i];
             if (!sl->task) continue;
@@ -354,34 +343,43 @@ static void *sched_main(void *arg)
                 slot_release(s, sl, SRV_FINISH_ERROR, bitnet_last_error());
                 continue;
             }
-            if (!sl->ready && sl->n_cache < sl->task->n_prompt && slot_prefill(sl) != BITNET_OK) {
-                sl->n_cache = 0; /* the cache may be partly written: forget it */
-                bitnet_context_truncate(sl->ctx, 0);
-                slot_release(s, sl, SRV_FINISH_ERROR, bitnet_last_error());
-            }
         }
 
-        /* one token for every ready slot, then one batched pass */
-        int nb = 0;
+        /* one batch: the next piece of every prompt still going in, and the next token of every
+         * generating slot */
+        int nb = 0, nt = 0;
         for (int i = 0; i < s->n_slots; i++) {
             slot *sl = &s->slots[i];
-            if (!sl->task || !sl->ready) continue;
-            bitnet_token next;
-            if (!slot_step(s, sl, &next)) continue;
+            if (!sl->task) continue;
+            srv_task *t = sl->task;
+            int count = 1;
+            bitnet_sampler *samp = t->sampler;
+            if (!sl->ready) {
+                count = t->n_prompt - sl->n_cache < s->piece ? t->n_prompt - sl->n_cache : s->piece;
+                if (count <= 0) continue;
+                memcpy(s->batch_tok + nt, t->prompt + sl->n_cache, (size_t)count * sizeof *s->batch_tok);
+                if (sl->n_cache + count < t->n_prompt) samp = NULL; /* a middle piece: nothing to sample */
+            } else {
+                if (!slot_step(s, sl, &s->batch_tok[nt])) continue;
+            }
             s->batch_ctx[nb] = sl->ctx;
-            s->batch_tok[nb] = next;
-            s->batch_samp[nb] = sl->task->sampler;
+            s->batch_cnt[nb] = count;
+            s->batch_samp[nb] = samp;
             s->batch_slot[nb] = i;
             nb++;
+            nt += count;
         }
         if (nb > 0) {
-            bitnet_status st = bitnet_eval_multi_sample(s->batch_ctx, s->batch_tok, nb, s->batch_samp, s->batch_next);
-            for (int j = 0; j < nb; j++) {
+            bitnet_status st = bitnet_eval_batch(s->batch_ctx, s->batch_tok, s->batch_cnt, nb, s->batch_samp, s->batch_next);
+            for (int j = 0, off = 0; j < nb; off += s->batch_cnt[j], j++) {
                 slot *sl = &s->slots[s->batch_slot[j]];
                 if (st == BITNET_OK) {
-                    sl->cache[sl->n_cache++] = s->batch_tok[j];
-                    sl->ready = sl->presampled = true;
-                    sl->next = s->batch_next[j];
+                    memcpy(sl->cache + sl->n_cache, s->batch_tok + off, (size_t)s->batch_cnt[j] * sizeof *sl->cache);
+                    sl->n_cache += s->batch_cnt[j];
+                    if (s->batch_samp[j]) { /* a generated token, or a prompt's last piece */
+                        sl->ready = sl->presampled = true;
+                        sl->next = s->batch_next[j];
+                    }
                 } else {
                     sl->n_cache = 0; /* the cache may be partly written: forget it */
                     bitnet_context_truncate(sl->ctx, 0);
@@ -426,12 +424,14 @@ bitnet_status srv_sched_init(bitnet_model *m, const srv_sched_params *p, srv_met
     s->queue = calloc((size_t)s->q_cap, sizeof *s->queue);
     s->dropped = calloc((size_t)s->q_cap, sizeof *s->dropped);
     s->batch_ctx = calloc((size_t)s->n_slots, sizeof *s->batch_ctx);
-    s->batch_tok = calloc((size_t)s->n_slots, sizeof *s->batch_tok);
+    s->piece = p->prompt_piece > 0 ? p->prompt_piece : PROMPT_PIECE_DEFAULT;
+    s->batch_tok = calloc((size_t)s->n_slots * (size_t)s->piece, sizeof *s->batch_tok);
+    s->batch_cnt = calloc((size_t)s->n_slots, sizeof *s->batch_cnt);
     s->batch_samp = calloc((size_t)s->n_slots, sizeof *s->batch_samp);
     s->batch_next = calloc((size_t)s->n_slots, sizeof *s->batch_next);
     s->batch_slot = calloc((size_t)s->n_slots, sizeof *s->batch_slot);
-    if (!s->slots || !s->queue || !s->dropped || !s->batch_ctx || !s->batch_tok || !s->batch_samp || !s->batch_next ||
-        !s->batch_slot) {
+    if (!s->slots || !s->queue || !s->dropped || !s->batch_ctx || !s->batch_tok || !s->batch_cnt || !s->batch_samp ||
+        !s->batch_next || !s->batch_slot) {
         srv_sched_free(s);
         return BITNET_ERR_NOMEM;
     }
@@ -482,6 +482,7 @@ void srv_sched_free(srv_sched *s)
     free(s->dropped);
     free(s->batch_ctx);
     free(s->batch_tok);
+    free(s->batch_cnt);
     free(s->batch_samp);
     free(s->batch_next);
     free(s->batch_slot);
