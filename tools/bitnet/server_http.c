@@ -461,29 +461,30 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     request *r = cls;
     pthread_mutex_lock(&r->mu);
     for (;;) {
+        /* Nothing goes out sooner than stream_interval after the last send (the first chunk and the
+         * end go at once), so that at thousands of tokens per second the connection thread and the
+         * client wake once per few tokens, not once per token: on a small machine those wake-ups
+         * took CPU from the forward pass.  The thread sleeps out the interval even when nothing
+         * waits yet (tokens come faster than that), and while it does, new tokens do not signal
+         * (r->holding); the end does, so the last chunk is never held (a held end would keep the
+         * client's next request, and its slot, waiting). */
+        double now = srv_now(), due = r->last_send + r->stream_interval;
+        if (!r->finished && !r->cancelled && r->last_send > 0 && now < due && r->out_sent == r->out_len) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            long long ns = (long long)ts.tv_nsec + (long long)((due - now) * 1e9);
+            ts.tv_sec += (time_t)(ns / 1000000000LL);
+            ts.tv_nsec = (long)(ns % 1000000000LL);
+            r->holding = true;
+            pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+            r->holding = false;
+            continue;
+        }
         const bool pending = !r->cancelled && pending_any(r);
         if (r->out_sent < r->out_len || pending) {
-            /* What comes sooner than stream_interval after the last send waits for it (the first
-             * and the last go at once), so that at thousands of tokens per second the connection
-             * thread and the client wake once per few tokens, not once per token: on a small
-             * machine those wake-ups took CPU from the forward pass.  While it holds, new tokens
-             * do not signal (r->holding); the end does, so the last chunk is never held (a held
-             * end would keep the client's next request, and its slot, waiting). */
-            double now = srv_now(), due = r->last_send + r->stream_interval;
-            if (!r->finished && r->last_send > 0 && now < due) {
-                struct timespec ts;
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                long long ns = (long long)ts.tv_nsec + (long long)((due - now) * 1e9);
-                ts.tv_sec += (time_t)(ns / 1000000000LL);
-                ts.tv_nsec = (long)(ns % 1000000000LL);
-                r->holding = true;
-                pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-                r->holding = false;
-                continue;
-            }
             for (int i = 0; pending && i < r->n_choices; i++) pending_flush(r, i);
             if (r->out_sent < r->out_len) { /* else a chunk could not be made: r->oom, below */
-                r->last_send = now;
+                if (pending) r->last_send = now; /* text starts an interval (a chat's role chunk does not) */
                 size_t n = r->out_len - r->out_sent;
                 if (n > max) n = max;
                 memcpy(buf, r->out + r->out_sent, n);
