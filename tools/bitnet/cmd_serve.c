@@ -30,7 +30,7 @@ static void usage(FILE *f)
             "      --max-queue N     requests that may wait for a slot; more get 503 (default 64)\n"
             "      --timeout S       close idle connections and end generations after S seconds (default 600)\n"
             "      --stream-interval MS  send a stream's text at most every MS milliseconds, as one chunk\n"
-            "                        when tokens come faster (default 3; 0: each token's chunk at once;\n"
+            "                        when tokens come faster (default 10; 0: each token's chunk at once;\n"
             "                        the first chunk and the end are never held)\n"
             "      --api-key KEY     require 'Authorization: Bearer KEY' (also $BITNET_API_KEY)\n"
             "      --alias NAME      the model's name in responses (default: the file name)\n"
@@ -56,7 +56,7 @@ int cmd_serve(int argc, char **argv)
         .n_parallel = 1,
         .max_queue = 64,
         .timeout_s = 600,
-        .stream_interval_ms = 3,
+        .stream_interval_ms = 10,
         .cache_prompt = true,
     };
     cfg.api_key = getenv("BITNET_API_KEY");
