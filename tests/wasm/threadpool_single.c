@@ -36,3 +36,4 @@ void bn_threadpool_run_chunks(bn_threadpool *tp, bn_task_fn fn, void *arg, int n
 
 int bn_cpu_count_logical(void) { return 1; }
 int bn_cpu_count_physical(void) { return 1; }
+size_t bn_cpu_cache_bytes(void) { return 0; }
