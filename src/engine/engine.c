@@ -167,7 +167,8 @@ typedef struct {
     bn_ctx *const *seq;    /* [n] */
     const int *pos;        /* [n] */
     int layer, n;
-    bool decode;           /* one new token per sequence: numerics of a single-token pass */
+    const uint8_t *single; /* [n]: the token is its sequence's only one in the pass (NULL: none
+                              is): numerics of a single-token pass */
     int share;             /* query heads per work item, all of one KV head (attn_share) */
 } attn_task;
 
@@ -219,7 +220,7 @@ static void attn_worker(void *arg, int ith, int nth)
         }
         for (int s = 0; s < S; s++) {
             bn_softmax(scores + s * nc, p + 1, scale);
-            if (t->decode && sc->match_reference && !c->kv_f32) bn_round_f16(scores + s * nc, p + 1);
+            if (t->single && t->single[tok] && sc->match_reference && !c->kv_f32) bn_round_f16(scores + s * nc, p + 1);
         }
         if (c->kv_f32) {
             for (int s = 0; s < S; s++) {
@@ -331,11 +332,11 @@ static void tok_run(bn_threadpool *pool, const tok_task *T)
 
 /* ---- one forward pass of n <= n_batch tokens ---------------------------------------------- */
 
-/* decode: every token is the next one of its own sequence (a single-token eval, or continuous
- * batching).  Such tokens get single-token numerics whatever n is, so a sequence's output does not
- * depend on which other sequences share the pass. */
+/* single[t] (NULL: none): token t is the only one of its sequence in the pass (a single-token
+ * eval, or continuous batching).  Such tokens get single-token numerics whatever n is, so a
+ * sequence's output does not depend on which other sequences share the pass. */
 static bn_status forward(bn_ctx *c, bn_threadpool *pool, bn_ctx *const *seq, const int *pos, const int32_t *tokens,
-                         int n, const int *out, int n_out, bool decode)
+                         int n, const int *out, int n_out, const uint8_t *single)
 {
     const bn_model *m = c->m;
     const bn_hparams *hp = &m->hp;
@@ -359,7 +360,7 @@ static bn_status forward(bn_ctx *c, bn_threadpool *pool, bn_ctx *const *seq, con
             if ((st = matmul_shared(c, pool, c->xb, n, w, y, s, 3)) != BN_OK) return st;
         }
         tok_run(pool, &(tok_task){.c = c, .seq = seq, .pos = pos, .kind = TOK_ROPE_KV, .layer = l, .n = n});
-        attn_task at = {c, seq, pos, l, n, decode, attn_share(c, bn_threadpool_size(pool), n)};
+        attn_task at = {c, seq, pos, l, n, single, attn_share(c, bn_threadpool_size(pool), n)};
         /* chunks (each with its own scores buffer) taken by whichever thread is free */
         {
             const long items = (long)n * (hp->n_head / at.share), most = (long)ATTN_CHUNKS_PER_THREAD * bn_threadpool_size(pool);
@@ -420,7 +421,8 @@ static bn_status forward_seq(bn_ctx *c, const int32_t *tokens, int n, bool all_l
             pos[t] = c->pos + t;
         }
         const int last = n - 1;
-        st = forward(c, c->pool, seq, pos, tokens, n, all_logits ? NULL : &last, 1, n == 1);
+        const uint8_t one = 1;
+        st = forward(c, c->pool, seq, pos, tokens, n, all_logits ? NULL : &last, 1, n == 1 ? &one : NULL);
         if (st == BN_OK) c->pos += n;
     }
     bn_free(seq);
@@ -498,22 +500,20 @@ static bn_status eval_group(bn_ctx *const *cs, const int32_t *tokens, const int 
     bn_ctx *c = cs[0];
     const size_t nv = (size_t)c->m->hp.n_vocab;
     int total = 0;
-    bool decode = true;
-    for (int i = 0; i < n; i++) {
-        total += counts ? counts[i] : 1;
-        decode &= !counts || counts[i] == 1;
-    }
+    for (int i = 0; i < n; i++) total += counts ? counts[i] : 1;
     bn_ctx **seq = bn_malloc((size_t)total * sizeof *seq);
     int *pos = bn_malloc((size_t)total * sizeof *pos), *out = bn_malloc((size_t)total * sizeof *out);
     int *last = bn_malloc((size_t)total * sizeof *last); /* for a token: its sequence if it is its last, else -1 */
+    uint8_t *single = bn_malloc((size_t)total); /* the token is its sequence's only one */
     float *mine = bn_malloc(nv * sizeof(float)); /* c's row, while later passes reuse its buffer */
-    bn_status st = seq && pos && out && last && mine ? BN_OK : BN_ERR_NOMEM;
+    bn_status st = seq && pos && out && last && single && mine ? BN_OK : BN_ERR_NOMEM;
     for (int i = 0, t = 0; st == BN_OK && i < n; i++) {
         const int k = counts ? counts[i] : 1;
         for (int j = 0; j < k; j++, t++) {
             seq[t] = cs[i];
             pos[t] = cs[i]->pos + j;
             last[t] = j == k - 1 ? i : -1;
+            single[t] = k == 1;
         }
     }
     for (int done = 0; done < total && st == BN_OK; done += c->n_batch) {
@@ -526,7 +526,7 @@ static bn_status eval_group(bn_ctx *const *cs, const int32_t *tokens, const int 
             out[0] = chunk - 1;
             n_out = 1;
         }
-        st = forward(c, pool, seq + done, pos + done, tokens + done, chunk, out, n_out, decode);
+        st = forward(c, pool, seq + done, pos + done, tokens + done, chunk, out, n_out, single + done);
         for (int j = 0; j < n_out && st == BN_OK; j++) {
             const int i = last[done + out[j]];
             if (i < 0) continue;
@@ -562,6 +562,7 @@ static bn_status eval_group(bn_ctx *const *cs, const int32_t *tokens, const int 
     bn_free(pos);
     bn_free(out);
     bn_free(last);
+    bn_free(single);
     bn_free(mine);
     return st;
 }

@@ -467,6 +467,28 @@ static void test_eval_batch_mixed(void **state)
         assert_ok(bn_ctx_eval_batch(multi, next, NULL, NS, NULL, NULL));
         for (int i = 0; i < NS; i++) assert_ok(bn_ctx_eval(alone[i], &next[i], 1, false));
     }
+    /* match_reference: a context's only token in the batch gets single-token numerics (the f16
+     * rounding of its attention weights), beside another's prompt piece as alone */
+    {
+        bn_ctx_params rp = {.n_ctx = 32, .n_threads = 2, .match_reference = true};
+        bn_ctx *rm[2], *ra[2];
+        for (int i = 0; i < 2; i++) {
+            assert_ok(bn_ctx_init(m, &rp, &rm[i]));
+            assert_ok(bn_ctx_init(m, &rp, &ra[i]));
+        }
+        assert_ok(bn_ctx_eval(rm[1], toks, 3, false));
+        assert_ok(bn_ctx_eval(ra[1], toks, 3, false));
+        const int rc[2] = {4, 1};
+        const int32_t rt[5] = {510, 21, 22, 23, 60};
+        assert_ok(bn_ctx_eval_batch(rm, rt, rc, 2, NULL, NULL));
+        assert_ok(bn_ctx_eval(ra[0], rt, 4, false));
+        assert_ok(bn_ctx_eval(ra[1], rt + 4, 1, false));
+        for (int i = 0; i < 2; i++) {
+            assert_memory_equal(bn_ctx_logits(rm[i], -1), bn_ctx_logits(ra[i], -1), (size_t)m->hp.n_vocab * sizeof(float));
+            bn_ctx_free(rm[i]);
+            bn_ctx_free(ra[i]);
+        }
+    }
     /* bad counts and a context without room fail, evaluating nothing */
     const int zero[NS] = {1, 0, 1}, many[NS] = {1, 1, 40};
     const int pos0 = bn_ctx_pos(multi[0]);
