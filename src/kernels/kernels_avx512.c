@@ -1034,7 +1034,14 @@ BN_AI void float_row2(const void *wr0, const void *wr1, const void *x0, int64_t 
         _mm_storeu_ps(out1, reduce_2x16_x4(lo1, hi1));
         return;
     }
-    for (int t = 0; t < T; t++) {
+    if (T >= 2) { /* two rows x two tokens share one set of shuffles (256-element rows: the
+                     reductions cost about as much as the products) */
+        const __m512 l4[4] = {lo0[0], lo0[1], lo1[0], lo1[1]}, h4[4] = {hi0[0], hi0[1], hi1[0], hi1[1]};
+        float r[4];
+        _mm_storeu_ps(r, reduce_2x16_x4(l4, h4));
+        out0[0] = r[0], out0[1] = r[1], out1[0] = r[2], out1[1] = r[3];
+    }
+    for (int t = T >= 2 ? 2 : 0; t < T; t++) {
         out0[t] = (float)(double)reduce_2x16(lo0[t], hi0[t]);
         out1[t] = (float)(double)reduce_2x16(lo1[t], hi1[t]);
     }
