@@ -12,6 +12,14 @@
 #include "kernels/kernels_impl.h"
 
 #define BN_AI static inline __attribute__((always_inline))
+/* Full unrolling of a short loop whose trip count is a constant after inlining, so that the arrays
+ * it indexes stay in registers.  Clang does not take GCC's spelling (its I2_S x16 kernel kept two
+ * tokens' accumulators in memory and ran at a third of the speed). */
+#if defined(__clang__)
+#define BN_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define BN_UNROLL _Pragma("GCC unroll 4")
+#endif
 
 BN_AI __m512i loadu512(const void *p) { return _mm512_loadu_si512(p); }
 BN_AI __m256i loadu256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
@@ -326,9 +334,9 @@ BN_AI void i2s16_group(const uint8_t *g, int64_t nblk, const int8_t *q, int64_t 
     const __m512i m3 = _mm512_set1_epi8(3);
     const __m512i m[4] = {_mm512_set1_epi8((char)0xc0), _mm512_set1_epi8(0x30), _mm512_set1_epi8(0x0c), m3};
     __m512i acc[4][4];
-#pragma GCC unroll 4
+BN_UNROLL
     for (int t = 0; t < T; t++)
-#pragma GCC unroll 4
+BN_UNROLL
         for (int c = 0; c < 4; c++) acc[t][c] = _mm512_setzero_si512();
     for (int64_t b = 0; b < nblk; b++) {
         const uint8_t *p = g + 512 * b;
@@ -336,17 +344,17 @@ BN_AI void i2s16_group(const uint8_t *g, int64_t nblk, const int8_t *q, int64_t 
         for (int v = 0; v < 8; v++) { /* bit pair c of dword v: elements 32c + 4v .. 32c + 4v + 3 */
             const __m512i x = loadu512(p + 64 * v);
             /* unrolled, so that the accumulators live in registers */
-#pragma GCC unroll 4
+BN_UNROLL
             for (int c = 0; c < 4; c++) {
                 const __m512i codes = inplace ? _mm512_and_si512(x, m[c])
                                               : _mm512_and_si512(c < 3 ? _mm512_srli_epi16(x, 6 - 2 * c) : x, m3);
                 const int j = inplace ? c : c & 1;
-#pragma GCC unroll 4
+BN_UNROLL
                 for (int t = 0; t < T; t++) acc[t][j] = _mm512_dpbusd_epi32(acc[t][j], codes, bcast32(qb + t * K + 32 * c + 4 * v));
             }
         }
     }
-#pragma GCC unroll 4
+BN_UNROLL
     for (int t = 0; t < T; t++)
         S[t] = inplace ? _mm512_add_epi32(_mm512_add_epi32(_mm512_srai_epi32(acc[t][0], 6), _mm512_srai_epi32(acc[t][1], 4)),
                                           _mm512_add_epi32(_mm512_srai_epi32(acc[t][2], 2), acc[t][3]))
