@@ -299,8 +299,9 @@ typedef struct bitnet_context bitnet_context;
 
 typedef enum bitnet_kv_type { BITNET_KV_F16 = 0, BITNET_KV_F32 = 1 } bitnet_kv_type;
 
-/* How bitnet_eval_multi shares the work of several sequences among a context's threads.  The
- * logits are the same bits either way; only the speed differs. */
+/* How bitnet_eval_multi (and bitnet_eval_multi_sample, bitnet_eval_batch with one token per
+ * context) shares the work of several sequences among the first context's threads.  The logits
+ * are the same bits either way; only the speed differs. */
 typedef enum bitnet_batch_split {
     /* SEQUENCES when every thread gets a sequence and the model's matrices fit in the CPU's
      * last-level cache (small models), else ROWS.  The default. */
@@ -341,10 +342,11 @@ BITNET_API bitnet_status bitnet_context_truncate(bitnet_context *c, int n);
  * context would overflow (nothing is evaluated then). */
 BITNET_API bitnet_status bitnet_eval(bitnet_context *c, const bitnet_token *tokens, int n, bool all_logits);
 /* Continuous batching for servers: evaluates one token for each of n contexts (all made from
- * the same model, each with its own KV cache and position) in one forward pass, so the weights
- * are read once for all of them.  Afterwards bitnet_get_logits(contexts[i], -1) is token i's.
- * Each context must have room for one more token (BITNET_ERR_RANGE otherwise, evaluating none).
- * The work runs on contexts[0]'s threads, shared as its batch_split says. */
+ * the same model, each with its own KV cache and position) together: in one forward pass that
+ * reads the weights once for all of them, or (a small model) one group of contexts per thread, as
+ * contexts[0]'s batch_split says, on contexts[0]'s threads.  Afterwards
+ * bitnet_get_logits(contexts[i], -1) is token i's, the same bits as evaluating it alone.  Each
+ * context must have room for one more token (BITNET_ERR_RANGE otherwise, evaluating none). */
 BITNET_API bitnet_status bitnet_eval_multi(bitnet_context *const *contexts, const bitnet_token *tokens, int n);
 /* Logits of token i of the last bitnet_eval (i = -1: the last token).  n_vocab floats, owned by
  * the context, valid until the next eval.  NULL if not kept. */

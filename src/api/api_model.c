@@ -215,7 +215,10 @@ bitnet_status bitnet_eval(bitnet_context *c, const bitnet_token *tokens, int n, 
 static bn_ctx **batch_contexts(bitnet_context *const *contexts, int n, const char *fn)
 {
     bn_ctx **cs = bn_malloc((size_t)n * sizeof *cs);
-    if (!cs) return NULL;
+    if (!cs) {
+        bn_error(BN_ERR_NOMEM, "%s: out of memory for %d contexts", fn, n);
+        return NULL;
+    }
     for (int i = 0; i < n; i++) {
         if (!contexts[i] || contexts[i]->model->m != contexts[0]->model->m) {
             bn_free(cs);
