@@ -10,8 +10,9 @@
 #   env: PARALLEL (4), CLIENTS (4), REQUESTS (8 per client), MAX_TOKENS (128), THREADS (0: default),
 #        ROUNDS (3), CLIENT (loadgen: the C load generator built next to BITNET; node: client.mjs)
 #
-# The load generator runs on the same machine as the server: the C one costs ~10-20 us of CPU
-# per token, the Node one ~300-700 us, which on a small machine takes cores from the server.
+# The load generator runs on the same machine as the server: the C one costs ~1-2 us of CPU per
+# token (perf, 4 clients, with the server merging a stream's tokens into one chunk per
+# --stream-interval), the Node one ~300-700 us, which on a small machine takes cores from the server.
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bitnet=${1:-$root/build/tools/bitnet/bitnet}

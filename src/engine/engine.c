@@ -601,7 +601,7 @@ static void split_worker(void *arg, int g, int groups)
  * itself, so with several groups the weights are read once per thread: cheap while they stay in
  * the shared cache, which is when small models gain (no barrier between a pass's many short steps,
  * none of them run by one thread while the others wait; the bundled model's 4-sequence pass on 2
- * threads: 217 -> 194 us).  A model streamed from memory loses (2B-4T: the weights read twice). */
+ * threads: 212-218 -> 176-189 us).  A model streamed from memory loses (2B-4T: the weights read twice). */
 static bool split_by_sequence(bn_ctx *const *cs, int n, int nth)
 {
     const bn_ctx *c = cs[0];
@@ -668,7 +668,10 @@ bn_status bn_ctx_eval_batch(bn_ctx *const *cs, const int32_t *tokens, const int 
     /* a prompt among them: one shared pass (its tokens make a GEMM, and one group would get them all) */
     if (!decode || !split_by_sequence(cs, n, nth)) {
         bn_status st = eval_group(cs, tokens, counts, n, c->pool);
-        if (st == BN_OK && fn) bn_threadpool_run_chunks(c->pool, hook_worker, &T, n);
+        if (st == BN_OK && fn) { /* several sequences' hooks side by side; one on the caller */
+            if (n > 1) bn_threadpool_run_chunks(c->pool, hook_worker, &T, n);
+            else fn(user, 0, bn_ctx_logits(cs[0], -1));
+        }
         return st;
     }
     bn_threadpool_run_chunks(c->pool, split_worker, &T, n < nth ? n : nth);

@@ -23,6 +23,7 @@ struct bn_sampler {
     int n_hist, head;
     cand *cands;
     float *bmax; /* per TOPK_BLOCK logits, for top_k_blocks */
+    int *blocks; /* top_k_blocks: the blocks it gathers from */
     int cap;
 };
 
@@ -114,6 +115,7 @@ void bn_sampler_free(bn_sampler *s)
     bn_free(s->hist);
     bn_free(s->cands);
     bn_free(s->bmax);
+    bn_free(s->blocks);
     bn_free(s);
 }
 
@@ -251,11 +253,11 @@ static float block_max(const float *x)
 /* The k best of logits[0..n) (no penalties) in c[0..k), as a heap worst first, without a heap pass
  * over every logit: blocks of TOPK_BLOCK give their maxima; the k-th largest maximum t is a lower
  * bound of the k-th largest logit (k blocks each hold one >= t), so only logits >= t can be among
- * the k best, and they are few.  The loops have no data-dependent branches (the maxima in eight
+ * the k best, and they are few.  The loops have no data-dependent branches (the maxima in four
  * lanes, the gathers by index arithmetic), which the compiler vectorises or the CPU predicts.
  * NaN logits fail every comparison, which is right as t > -inf means k real logits >= t exist.
  * Returns 0 (nothing done) when there are fewer blocks than k or t is -inf. */
-static int top_k_blocks(cand *c, float *bmax, const float *logits, int n, int k)
+static int top_k_blocks(cand *c, float *bmax, int *blocks, const float *logits, int n, int k)
 {
     const int nb = (n + TOPK_BLOCK - 1) / TOPK_BLOCK;
     if (nb < k) return 0;
@@ -280,8 +282,8 @@ static int top_k_blocks(cand *c, float *bmax, const float *logits, int n, int k)
         }
     const float t = h[0];
     if (!(t > -INFINITY)) return 0;
-    /* the blocks holding a logit >= t (at least k), listed in bmax's memory as their indices */
-    int *blocks = (int *)(void *)bmax, nq = 0;
+    /* the blocks holding a logit >= t (at least k) */
+    int nq = 0;
     for (int b = 0; b < nb; b++) {
         const int keep = bmax[b] >= t;
         blocks[nq] = b;
@@ -310,13 +312,16 @@ int32_t bn_sampler_sample(bn_sampler *s, const float *logits, int n_vocab)
         float *nb = bn_realloc(s->bmax, (size_t)(n_vocab / TOPK_BLOCK + 1) * sizeof(float));
         if (!nb) return -1;
         s->bmax = nb;
+        int *bl = bn_realloc(s->blocks, (size_t)(n_vocab / TOPK_BLOCK + 1) * sizeof(int));
+        if (!bl) return -1;
+        s->blocks = bl;
         s->cap = n_vocab;
     }
     cand *c = s->cands;
     const bn_sampler_params *p = &s->p;
     int n = n_vocab;
     int k = p->top_k > 0 && p->top_k < n ? p->top_k : n;
-    if (p->temperature > 0.0f && k < n && !penalties_active(s) && top_k_blocks(c, s->bmax, logits, n, k)) {
+    if (p->temperature > 0.0f && k < n && !penalties_active(s) && top_k_blocks(c, s->bmax, s->blocks, logits, n, k)) {
         /* the common case: top-k straight from the logits */
         n = k;
         heap_sort_best_first(c, n);

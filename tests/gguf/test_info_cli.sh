@@ -89,8 +89,10 @@ run --help; [ "$rc" = 0 ] && expect_in help "$out" "--tensors"
 run --system; [ "$rc" = 0 ] || fail "--system: exit $rc"
 expect_in system "$out" "kernels"
 expect_in system "$out" "physical"
+expect_in system "$out" "cache"
 run "$data/reference/V1/model.gguf" --json --system
 expect_in "json system" "$out" '"n_cores_logical":'
+expect_in "json system" "$out" '"cache_bytes":'
 expect_in "json system" "$out" '"architecture":	"bitnet-b1.58"'
 
 

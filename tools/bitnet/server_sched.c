@@ -2,7 +2,7 @@
  * model, and one thread that drives them all.  Every turn of its loop it
  *   1. drops cancelled tasks and gives queued tasks to free slots (the slot whose cache shares the
  *      longest prefix with the prompt, so a conversation's next turn reuses its cache),
- *   2. takes the next token of every slot whose logits are ready (sampled by the last batch), and
+ *   2. takes the next token of every ready slot (sampled by the last batch), and
  *   3. evaluates all those tokens, with the next piece of each new prompt, in one
  *      bitnet_eval_batch call (continuous batching), which also samples each slot's following
  *      token on the engine's threads (for a prompt, once its last piece is in).
@@ -24,8 +24,7 @@ typedef struct {
     int n_cache;
     srv_task *task; /* NULL: free */
     bool started;   /* task set up (cache truncated, detokenizer made) */
-    bool ready;     /* logits of the last evaluated token wait to be sampled */
-    bool presampled; /* ... and `next` was sampled from them already (by the batched pass) */
+    bool ready;     /* the last batch sampled the slot's next token: `next` (-1: sampling failed) */
     bitnet_token next;
     bitnet_detokenizer *detok;
     char *text; /* generated text; [emitted, len) not yet handed out */
@@ -127,7 +126,7 @@ static void slot_release(srv_sched *s, slot *sl, srv_finish why, const char *err
     free(t->prompt);
     t->prompt = NULL;
     sl->task = NULL;
-    sl->started = sl->ready = sl->presampled = false;
+    sl->started = sl->ready = false;
     sl->len = sl->emitted = 0;
     sl->n_toks = 0;
     pthread_mutex_lock(&s->mu);
@@ -175,7 +174,7 @@ static bool slot_setup(srv_sched *s, slot *sl)
     if (bitnet_detokenizer_init(s->tok, false, &sl->detok) != BITNET_OK) return false;
     for (int i = 0; i < t->n_prompt; i++) bitnet_sampler_accept(t->sampler, t->prompt[i]);
     sl->started = true;
-    sl->ready = sl->presampled = false;
+    sl->ready = false;
     sl->t_last = 0;
     return true;
 }
@@ -204,7 +203,7 @@ static void tokinfo_fill(const float *logits, int n_vocab, bitnet_token id, int 
     for (int j = 0; j < ti->n_top; j++) ti->top[j].logprob = (float)(logits[ti->top[j].id] - lse);
 }
 
-/* Samples the next token of a slot whose logits are ready.  Returns true with *next when the
+/* Takes the token the last batch sampled for a ready slot.  Returns true with *next when the
  * slot goes on (next must be evaluated), false when it finished (the slot is free again). */
 static bool slot_step(srv_sched *s, slot *sl, bitnet_token *next)
 {
@@ -213,13 +212,7 @@ static bool slot_step(srv_sched *s, slot *sl, bitnet_token *next)
         slot_release(s, sl, SRV_FINISH_LENGTH, NULL);
         return false;
     }
-    const float *logits = bitnet_get_logits(sl->ctx, -1);
-    if (!logits) {
-        slot_release(s, sl, SRV_FINISH_ERROR, "the engine kept no logits");
-        return false;
-    }
-    bitnet_token id = sl->presampled ? sl->next : bitnet_sampler_sample(t->sampler, logits, s->n_vocab);
-    sl->presampled = false;
+    const bitnet_token id = sl->next;
     if (id < 0 || id >= s->n_vocab) {
         slot_release(s, sl, SRV_FINISH_ERROR, "sampling failed");
         return false;
@@ -248,6 +241,11 @@ static bool slot_step(srv_sched *s, slot *sl, bitnet_token *next)
             }
             sl->toks = nt;
             sl->cap_toks = cap;
+        }
+        const float *logits = bitnet_get_logits(sl->ctx, -1); /* the ones `id` was sampled from */
+        if (!logits) {
+            slot_release(s, sl, SRV_FINISH_ERROR, "the engine kept no logits");
+            return false;
         }
         tokinfo_fill(logits, s->n_vocab, id, t->top_logprobs, &sl->toks[sl->n_toks++]);
     }
@@ -377,7 +375,7 @@ static void *sched_main(void *arg)
                     memcpy(sl->cache + sl->n_cache, s->batch_tok + off, (size_t)s->batch_cnt[j] * sizeof *sl->cache);
                     sl->n_cache += s->batch_cnt[j];
                     if (s->batch_samp[j]) { /* a generated token, or a prompt's last piece */
-                        sl->ready = sl->presampled = true;
+                        sl->ready = true;
                         sl->next = s->batch_next[j];
                     }
                 } else {
